@@ -1,0 +1,98 @@
+/**
+ * Format checks for config strings: each returns an error message, or
+ * undefined when the value is fine. Kept apart from the zod schema so the
+ * loader can reuse `parseHostPort` to split `http.listen`, and so each rule
+ * can be tested on its own.
+ */
+
+export interface HostPort {
+  /** Host without IPv6 brackets, as `net.Server.listen()` wants it. */
+  host: string;
+  port: number;
+}
+
+const HOSTNAME = /^[A-Za-z0-9](?:[A-Za-z0-9_.-]*[A-Za-z0-9])?$/;
+const IPV6 = /^[0-9A-Fa-f:.]+(?:%[A-Za-z0-9_.-]+)?$/;
+const PORT = /^\d{1,5}$/;
+
+/** Splits `host:port` or `[v6]:port`; returns undefined when malformed. */
+export function parseHostPort(value: string): HostPort | undefined {
+  let host: string;
+  let portText: string;
+  if (value.startsWith('[')) {
+    const close = value.indexOf(']');
+    if (close < 0 || value[close + 1] !== ':') return undefined;
+    host = value.slice(1, close);
+    portText = value.slice(close + 2);
+    if (!IPV6.test(host) || !host.includes(':')) return undefined;
+  } else {
+    const colon = value.lastIndexOf(':');
+    if (colon < 0) return undefined;
+    host = value.slice(0, colon);
+    portText = value.slice(colon + 1);
+    // A bare IPv6 address is ambiguous (which colon starts the port?), so it needs brackets.
+    if (host.includes(':') || !HOSTNAME.test(host)) return undefined;
+  }
+  if (!PORT.test(portText)) return undefined;
+  const port = Number(portText);
+  return port <= 65535 ? { host, port } : undefined;
+}
+
+export function checkListen(value: string): string | undefined {
+  return parseHostPort(value)
+    ? undefined
+    : `expected host:port with a port from 0 to 65535 (IPv6 as [::1]:9470), got ${JSON.stringify(value)}`;
+}
+
+/** nats.js accepts `nats://`, `tls://` URLs and bare `host:port`. */
+export function checkNatsServer(value: string): string | undefined {
+  const bad = `expected nats://host:port, tls://host:port or host:port, got ${JSON.stringify(hideUserinfo(value))}`;
+  if (!value.includes('://')) return parseHostPort(value) ? undefined : bad;
+  let url: URL;
+  try {
+    url = new URL(value);
+  } catch {
+    return bad;
+  }
+  if (url.protocol !== 'nats:' && url.protocol !== 'tls:') return bad;
+  return url.hostname === '' ? bad : undefined;
+}
+
+export function checkHttpUrl(value: string): string | undefined {
+  const bad = `expected an http:// or https:// URL, got ${JSON.stringify(hideUserinfo(value))}`;
+  try {
+    const url = new URL(value);
+    return (url.protocol === 'http:' || url.protocol === 'https:') && url.hostname !== '' ? undefined : bad;
+  } catch {
+    return bad;
+  }
+}
+
+/**
+ * The prefix becomes the first tokens of every subject (`<prefix>.beat.<id>`),
+ * so a wildcard, a space or an empty token would change what we subscribe to.
+ */
+export function checkSubjectPrefix(value: string): string | undefined {
+  const tokens = value.split('.');
+  for (const token of tokens) {
+    if (token === '') return `expected dot-separated NATS tokens with none empty, got ${JSON.stringify(value)}`;
+    if (/[\s*>]/.test(token) || /[\u0000-\u001f\u007f]/.test(token)) {
+      return `NATS subject tokens may not contain whitespace, "*" or ">", got ${JSON.stringify(value)}`;
+    }
+  }
+  return undefined;
+}
+
+/** Replaces a URL's password so that an error message or a dump never carries it. */
+export function hideUserinfo(value: string): string {
+  if (!value.includes('://') || !value.includes('@')) return value;
+  try {
+    const url = new URL(value);
+    if (url.password === '' && url.username === '') return value;
+    if (url.password !== '') url.password = 'redacted';
+    else url.username = 'redacted'; // nats://<token>@host puts the token in the user slot
+    return url.toString();
+  } catch {
+    return value.replace(/\/\/[^@/]*@/, '//redacted@');
+  }
+}
