@@ -1,0 +1,5 @@
+export * from './time.js';
+export * from './registry.js';
+export * from './pacer.js';
+export * from './batch.js';
+export * from './tombstones.js';

@@ -1,0 +1,132 @@
+/**
+ * When to ping. Pure: time (monotonic ms) and randomness come in as arguments.
+ *
+ * - Quiet: the gap doubles from `minIntervalMs` to `maxIntervalMs` after each
+ *   accepted ping that carried no change.
+ * - A transition resets the gap and asks for a ping within `urgentFlushMs`;
+ *   transitions inside that window share it.
+ * - The platform may raise the gap with `next_interval_ms` (a floor, capped
+ *   at `maxIntervalMs`); urgent pings still go out, since they carry the
+ *   state changes the platform most needs.
+ * - After a failure the next try waits for backoff (exponential, jittered,
+ *   capped at `maxIntervalMs`) or the platform's Retry-After (clamped,
+ *   plus a little jitter so nodes told the same time do not return in step).
+ *   Backoff and Retry-After win over urgency: a daemon told to wait, waits.
+ * - One ping at a time; a transition during a ping is sent right after it.
+ */
+export interface PacerOptions {
+  minIntervalMs: number;
+  maxIntervalMs: number;
+  urgentFlushMs: number;
+  requestTimeoutMs: number;
+  maxRetryAfterMs: number;
+}
+
+export type PingOutcome =
+  | { kind: 'accepted'; nextIntervalMs?: number }
+  | { kind: 'throttled'; retryAfterMs?: number }
+  | { kind: 'rejected' }
+  | { kind: 'failed' };
+
+/** Slack added to a promise for timer lateness. */
+export const PROMISE_SLACK_MS = 250;
+
+export class Pacer {
+  private gapMs: number;
+  private floorMs = 0;
+  private failures = 0;
+  private holdUntil = -Infinity;
+  private urgentAt = Infinity;
+  private lastStart = -Infinity;
+  private changed = false;
+  private sentChanged = false;
+  private inFlight = false;
+
+  constructor(private readonly opts: PacerOptions) {
+    this.gapMs = opts.minIntervalMs;
+  }
+
+  /** A worker appeared, started draining, stopped, went lost or came back. */
+  transition(now: number): void {
+    this.changed = true;
+    this.gapMs = this.opts.minIntervalMs;
+    // Half the window: the ping goes out well inside urgent_flush_ms, and a burst still shares it.
+    const at = now + Math.floor(this.opts.urgentFlushMs / 2);
+    if (at < this.urgentAt) this.urgentAt = at;
+  }
+
+  /** Monotonic time the next ping should start; Infinity while one is in flight. */
+  dueAt(): number {
+    if (this.inFlight) return Infinity;
+    if (this.failures > 0) return this.holdUntil;
+    return Math.max(Math.min(this.lastStart + this.quietGap(this.gapMs), this.urgentAt), this.holdUntil);
+  }
+
+  /** A ping starts now; returns the `next_ping_within_ms` it may promise. */
+  start(now: number): number {
+    this.inFlight = true;
+    this.lastStart = now;
+    this.urgentAt = Infinity;
+    this.sentChanged = this.changed;
+    this.changed = false;
+    const next = this.sentChanged ? this.gapMs : Math.min(this.gapMs * 2, this.opts.maxIntervalMs);
+    return Math.max(this.quietGap(next), this.opts.requestTimeoutMs) + PROMISE_SLACK_MS;
+  }
+
+  /** The ping (all its parts) ended with `outcome`; `rand` returns [0, 1). */
+  finish(now: number, outcome: PingOutcome, rand: () => number): void {
+    this.inFlight = false;
+    if (outcome.kind === 'accepted') {
+      this.failures = 0;
+      this.holdUntil = -Infinity;
+      if (!this.sentChanged && !this.changed) this.gapMs = Math.min(this.gapMs * 2, this.opts.maxIntervalMs);
+      if (outcome.nextIntervalMs !== undefined) this.floorMs = Math.min(outcome.nextIntervalMs, this.opts.maxIntervalMs);
+      return;
+    }
+    // The changes this ping carried were not delivered: they are still owed.
+    if (this.sentChanged) this.changed = true;
+    this.failures++;
+    if (outcome.kind === 'throttled' && outcome.retryAfterMs !== undefined) {
+      const wait = Math.min(Math.max(outcome.retryAfterMs, 0), this.opts.maxRetryAfterMs);
+      this.holdUntil = now + wait + rand() * Math.min(1000, wait * 0.1);
+      return;
+    }
+    const exp = Math.min(this.opts.maxIntervalMs, this.opts.minIntervalMs * 2 ** Math.min(this.failures - 1, 30));
+    this.holdUntil = now + exp / 2 + (rand() * exp) / 2;
+  }
+
+  /** The platform refused a part as too large: resend at once, rebuilt with smaller parts. */
+  resize(now: number): void {
+    this.inFlight = false;
+    if (this.sentChanged) this.changed = true;
+    this.urgentAt = now;
+  }
+
+  /** The gap the next quiet ping would wait, for metrics and status. */
+  currentIntervalMs(): number {
+    return this.quietGap(this.gapMs);
+  }
+
+  consecutiveFailures(): number {
+    return this.failures;
+  }
+
+  /** Monotonic time before which the platform asked not to be pinged (or -Infinity). */
+  heldUntil(): number {
+    return this.failures > 0 ? this.holdUntil : -Infinity;
+  }
+
+  private quietGap(gap: number): number {
+    return Math.min(Math.max(gap, this.floorMs), this.opts.maxIntervalMs);
+  }
+}
+
+/** Retry-After as delta-seconds or an HTTP date, in ms from `nowWall`; undefined if absent or unreadable. */
+export function parseRetryAfter(value: string | null | undefined, nowWall: number): number | undefined {
+  if (value === null || value === undefined) return undefined;
+  const v = value.trim();
+  if (/^\d+$/.test(v)) return Number(v) * 1000;
+  const date = Date.parse(v);
+  if (Number.isNaN(date)) return undefined;
+  return Math.max(0, date - nowWall);
+}

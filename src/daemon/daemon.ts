@@ -1,0 +1,208 @@
+/**
+ * The composition root: builds the core and its edges from one config,
+ * starts them in order and stops them in the reverse order (stop taking
+ * input, flush what is owed, close connections), each step in its own
+ * try/catch so one failure does not skip the rest.
+ */
+import { randomBytes } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import cron, { type ScheduledTask } from 'node-cron';
+import type { Logger } from 'pino';
+import type { HbaggConfig } from '../config/types.js';
+import type { DaemonInfo } from '../core/batch.js';
+import { Pacer } from '../core/pacer.js';
+import { Registry } from '../core/registry.js';
+import { HttpServer } from './http-server.js';
+import { Intake } from './intake.js';
+import { Metrics } from './metrics.js';
+import { NatsIngest } from './nats-ingest.js';
+import { Pinger } from './pinger.js';
+import { PlatformClient } from './platform-client.js';
+import { RejectLog } from './reject-log.js';
+import { RunClock } from './run-clock.js';
+import { registerRoutes } from './routes.js';
+
+/** Lifecycle of a daemon; every change is logged by `state`'s setter. */
+export type DaemonState = 'created' | 'starting' | 'running' | 'stopping' | 'stopped' | 'failed';
+
+export const VERSION: string = (
+  JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }
+).version;
+
+const TICK_MS = 100;
+
+export class Daemon {
+  readonly info: DaemonInfo;
+  readonly clock = new RunClock(TICK_MS, 1_000);
+  readonly registry: Registry;
+  readonly pacer: Pacer;
+  readonly metrics: Metrics;
+  readonly intake: Intake;
+  readonly pinger: Pinger;
+  readonly nats: NatsIngest;
+  readonly http: HttpServer;
+  private readonly rejects: RejectLog;
+  private _state: DaemonState = 'created';
+  private ticker: NodeJS.Timeout | undefined;
+  private tasks: ScheduledTask[] = [];
+  private closing: Promise<void> | undefined;
+  private natsStarting: Promise<void> | undefined;
+
+  constructor(
+    readonly config: HbaggConfig,
+    readonly log: Logger,
+  ) {
+    const c = config;
+    if (!c.platform.url) throw new Error('platform.url is required to run the daemon');
+    this.info = { node: c.nodeId, instance: randomBytes(8).toString('hex'), version: VERSION, startedAt: Date.now() };
+    this.registry = new Registry(c.workers);
+    this.pacer = new Pacer({
+      ...c.flush,
+      requestTimeoutMs: c.platform.timeoutMs,
+      maxRetryAfterMs: c.platform.maxRetryAfterMs,
+    });
+    this.metrics = new Metrics({
+      workersByState: () => this.registry.countByState(),
+      currentIntervalMs: () => this.pacer.currentIntervalMs(),
+      tombstones: () => this.registry.tombstoneCount(),
+    });
+    this.rejects = new RejectLog(log);
+    const client = new PlatformClient({
+      url: c.platform.url,
+      token: c.platform.token,
+      timeoutMs: c.platform.timeoutMs,
+      userAgent: `hbagg/${VERSION}`,
+    });
+    this.pinger = new Pinger({
+      info: this.info, registry: this.registry, pacer: this.pacer, client, clock: this.clock.now,
+      metrics: this.metrics, log, maxBatchWorkers: c.platform.maxBatchWorkers,
+    });
+    this.intake = new Intake({
+      registry: this.registry, clock: this.clock.now, metrics: this.metrics, rejects: this.rejects, log,
+      onTransition: () => this.pinger.urgent(),
+    });
+    this.nats = new NatsIngest(c.nats, this.intake, log);
+    this.http = new HttpServer(log);
+    registerRoutes(this.http, this);
+  }
+
+  get state(): DaemonState {
+    return this._state;
+  }
+
+  private set state(next: DaemonState) {
+    this.log.info({ from: this._state, to: next }, `daemon ${next}`);
+    this._state = next;
+  }
+
+  /** Listens on HTTP, starts pinging, and connects to NATS in the background (readiness follows). */
+  async start(): Promise<void> {
+    this.state = 'starting';
+    try {
+      const addr = await this.http.listen(this.config.http.host, this.config.http.port);
+      this.log.info({ address: addr.address, port: addr.port }, 'http listening');
+    } catch (err) {
+      this.state = 'failed';
+      throw new Error(`cannot listen on ${this.config.http.listen}: ${(err as Error).message}`);
+    }
+    this.pinger.start();
+    this.ticker = setInterval(() => this.tick(), TICK_MS);
+    this.scheduleHousekeeping();
+    this.natsStarting = this.nats.start().catch((err: unknown) => {
+      this.log.error({ err }, 'nats connection failed');
+    });
+    this.state = 'running';
+    this.log.info({ node: this.info.node, instance: this.info.instance, version: VERSION }, 'hbagg running');
+  }
+
+  /** Resolves once the first NATS connection and subscriptions are up. */
+  async natsReady(): Promise<void> {
+    await this.natsStarting;
+  }
+
+  private tick(): void {
+    const stalled = this.clock.sample();
+    if (stalled > 0) this.log.warn({ stalled_ms: Math.round(stalled) }, 'event loop stalled; the stalled time does not count toward loss');
+    const losses = this.registry.detectLoss(this.clock.now());
+    if (losses.length === 0) return;
+    for (const l of losses) {
+      this.metrics.transitions.inc({ kind: 'lost' });
+      this.log.info(l, 'worker lost');
+    }
+    this.pinger.urgent();
+  }
+
+  private scheduleHousekeeping(): void {
+    const h = this.config.housekeeping;
+    this.tasks.push(
+      cron.schedule(h.summaryCron, () => this.logSummary(), { name: 'summary', noOverlap: true }),
+      cron.schedule(h.pruneCron, () => this.prune(), { name: 'prune', noOverlap: true }),
+    );
+  }
+
+  private prune(): void {
+    const pruned = this.registry.prune(this.clock.now());
+    if (pruned.tombstones + pruned.lost > 0) this.log.debug(pruned, 'pruned');
+  }
+
+  private lastSummary = { beats: 0, pings: 0 };
+
+  private async logSummary(): Promise<void> {
+    const value = async (m: { get(): Promise<{ values: { value: number; labels: Record<string, unknown> }[] }> }) =>
+      (await m.get()).values;
+    const beats = (await value(this.metrics.beatsAccepted)).reduce((n, v) => n + v.value, 0);
+    const pings = (await value(this.metrics.pings)).reduce((n, v) => n + v.value, 0);
+    const rejected = Object.fromEntries(
+      (await value(this.metrics.beatsRejected)).filter((v) => v.value > 0).map((v) => [String(v.labels.reason), v.value]),
+    );
+    this.log.info(
+      {
+        beats_in: beats - this.lastSummary.beats,
+        pings_out: pings - this.lastSummary.pings,
+        workers: this.registry.countByState(),
+        rejected_total: rejected,
+        interval_ms: this.pacer.currentIntervalMs(),
+      },
+      'summary',
+    );
+    this.lastSummary = { beats, pings };
+  }
+
+  /** Stops within `shutdown_timeout_ms` whatever the platform does. Safe to call twice. */
+  stop(): Promise<void> {
+    this.closing ??= this.doStop();
+    return this.closing;
+  }
+
+  private async doStop(): Promise<void> {
+    this.state = 'stopping';
+    const deadline = this.clock.now().mono + this.config.shutdownTimeoutMs;
+    const step = async (name: string, fn: () => unknown) => {
+      try {
+        await fn();
+      } catch (err) {
+        this.log.error({ err, step: name }, 'shutdown step failed');
+      }
+    };
+    await step('stop intake', () => {
+      this.intake.open = false;
+    });
+    await step('drain nats', () => withDeadline(this.nats.stop(), Math.max(0, (deadline - this.clock.now().mono) / 4)));
+    await step('housekeeping', () => {
+      clearInterval(this.ticker);
+      for (const t of this.tasks) t.stop();
+    });
+    // Leave a little of the budget for closing the listener.
+    await step('final ping', () => this.pinger.stop(deadline - 200));
+    await step('close http', () => withDeadline(this.http.close(), 150));
+    await step('flush logs', () => this.rejects.flush());
+    this.state = 'stopped';
+  }
+}
+
+/** Resolves when `p` settles or after `ms`, whichever comes first. */
+async function withDeadline(p: Promise<unknown>, ms: number): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  await Promise.race([p, new Promise((r) => (timer = setTimeout(r, ms)))]);
+  clearTimeout(timer);
+}

@@ -1,0 +1,94 @@
+/**
+ * The one path every beat and leave takes, whatever carried it (NATS or
+ * HTTP): decode, validate, apply to the registry, count, and tell the pinger
+ * about transitions. Per beat this is the hot path: no allocation it can avoid.
+ */
+import type { Logger } from 'pino';
+import type { Registry, Transition } from '../core/registry.js';
+import type { Clock } from '../core/time.js';
+import { decodeBeat, decodeLeave, validateBeat, validateLeave, type Decoded, type RejectReason } from '../protocol/decode.js';
+import type { Beat, Leave, LeaveReply } from '../protocol/schemas.js';
+import type { Metrics } from './metrics.js';
+import type { RejectLog } from './reject-log.js';
+
+export type BeatResult = { ok: true } | { ok: false; reason: RejectReason; error: string };
+
+export interface IntakeDeps {
+  registry: Registry;
+  clock: Clock;
+  metrics: Metrics;
+  rejects: RejectLog;
+  log: Logger;
+  /** Called on every transition (the pinger pings urgently). */
+  onTransition(kind: Transition, worker: string): void;
+  /** Makes a terminal state durable before a Leave is acknowledged (the state journal). */
+  persist?(): Promise<void>;
+}
+
+export class Intake {
+  /** False once the daemon stops taking input. */
+  open = true;
+
+  constructor(private readonly d: IntakeDeps) {}
+
+  /** A beat as raw bytes (NATS); `subjectWorker` is the subject's last token. */
+  beatBytes(data: Uint8Array | string, subjectWorker: string | undefined, source: string): BeatResult {
+    return this.applyBeat(decodeBeat(data, subjectWorker), source);
+  }
+
+  /** A beat already parsed from JSON (HTTP arrays). */
+  beatValue(value: unknown, source: string): BeatResult {
+    return this.applyBeat(validateBeat(value), source);
+  }
+
+  async leaveBytes(data: Uint8Array | string, subjectWorker: string | undefined, source: string): Promise<LeaveReply> {
+    return this.applyLeave(decodeLeave(data, subjectWorker), source);
+  }
+
+  async leaveValue(value: unknown, source: string): Promise<LeaveReply> {
+    return this.applyLeave(validateLeave(value), source);
+  }
+
+  private applyBeat(decoded: Decoded<Beat>, source: string): BeatResult {
+    if (!decoded.ok) return this.reject(decoded.reason, decoded.error, source);
+    if (!this.open) return this.reject('capacity', 'the daemon is shutting down and takes no more beats', source);
+    const out = this.d.registry.applyBeat(decoded.value, this.d.clock());
+    if (!out.ok) return this.reject(out.reason, out.error, source);
+    this.d.metrics.beatsAccepted.inc();
+    if (out.transition) this.transition(out.transition, decoded.value.worker);
+    return { ok: true };
+  }
+
+  private async applyLeave(decoded: Decoded<Leave>, source: string): Promise<LeaveReply> {
+    if (!decoded.ok) {
+      this.d.metrics.leaves.inc({ phase: 'unknown', result: decoded.reason });
+      this.d.rejects.record(decoded.reason, `leave: ${decoded.error}`, source);
+      return { ok: false, error: decoded.error };
+    }
+    const leave = decoded.value;
+    const out = this.d.registry.applyLeave(leave, this.d.clock());
+    if (!out.ok) {
+      this.d.metrics.leaves.inc({ phase: leave.phase, result: 'refused' });
+      return { ok: false, error: out.error };
+    }
+    // Suppression is in effect from here on: the registry drops the instance's beats.
+    if (out.transition) {
+      this.transition(out.transition, leave.worker);
+      this.d.log.info({ worker: leave.worker, instance: leave.instance, reason: leave.reason }, `worker ${out.state}`);
+    }
+    if (out.state === 'stopped' && this.d.persist) await this.d.persist();
+    this.d.metrics.leaves.inc({ phase: leave.phase, result: out.transition ? 'applied' : 'repeated' });
+    return { ok: true, worker: leave.worker, instance: leave.instance, state: out.state };
+  }
+
+  private transition(kind: Transition, worker: string): void {
+    this.d.metrics.transitions.inc({ kind });
+    this.d.onTransition(kind, worker);
+  }
+
+  private reject(reason: RejectReason, error: string, source: string): BeatResult {
+    this.d.metrics.rejected(reason);
+    this.d.rejects.record(reason, error, source);
+    return { ok: false, reason, error };
+  }
+}

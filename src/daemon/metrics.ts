@@ -1,0 +1,93 @@
+/**
+ * Prometheus metrics (prom-client), one registry per daemon so tests can run
+ * several daemons in one process. Names per PROTOCOL.md section 4.
+ */
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { REJECT_REASONS, type RejectReason } from '../protocol/decode.js';
+import type { WorkerState } from '../protocol/schemas.js';
+
+export type PingMetricOutcome = 'accepted' | 'throttled' | 'too_large' | 'rejected' | 'failed';
+
+export interface MetricsSources {
+  workersByState(): Record<WorkerState, number>;
+  currentIntervalMs(): number;
+  tombstones(): number;
+}
+
+export class Metrics {
+  readonly registry = new Registry();
+  readonly beatsAccepted: Counter;
+  readonly beatsRejected: Counter<'reason'>;
+  readonly leaves: Counter<'phase' | 'result'>;
+  readonly pings: Counter<'outcome'>;
+  readonly pingDuration: Histogram;
+  readonly pingBytes: Counter;
+  readonly transitions: Counter<'kind'>;
+
+  constructor(sources: MetricsSources, opts: { defaultMetrics?: boolean } = {}) {
+    const registers = [this.registry];
+    if (opts.defaultMetrics !== false) collectDefaultMetrics({ register: this.registry });
+    this.beatsAccepted = new Counter({ name: 'hbagg_beats_accepted_total', help: 'Beats accepted', registers });
+    this.beatsRejected = new Counter({
+      name: 'hbagg_beats_rejected_total',
+      help: 'Beats rejected, by reason',
+      labelNames: ['reason'],
+      registers,
+    });
+    for (const reason of REJECT_REASONS) this.beatsRejected.inc({ reason }, 0);
+    this.leaves = new Counter({
+      name: 'hbagg_leaves_total',
+      help: 'Shutdown announcements, by phase and result',
+      labelNames: ['phase', 'result'],
+      registers,
+    });
+    this.pings = new Counter({
+      name: 'hbagg_pings_total',
+      help: 'Ping requests sent to the platform, by outcome',
+      labelNames: ['outcome'],
+      registers,
+    });
+    this.pingDuration = new Histogram({
+      name: 'hbagg_ping_duration_seconds',
+      help: 'Duration of ping requests to the platform',
+      buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+      registers,
+    });
+    this.pingBytes = new Counter({ name: 'hbagg_ping_bytes_total', help: 'Bytes of ping bodies sent', registers });
+    this.transitions = new Counter({
+      name: 'hbagg_transitions_total',
+      help: 'Worker state transitions, by kind',
+      labelNames: ['kind'],
+      registers,
+    });
+    new Gauge({
+      name: 'hbagg_workers',
+      help: 'Tracked workers, by state',
+      labelNames: ['state'],
+      registers,
+      collect() {
+        for (const [state, n] of Object.entries(sources.workersByState())) this.set({ state }, n);
+      },
+    });
+    new Gauge({
+      name: 'hbagg_ping_interval_seconds',
+      help: 'Current gap between quiet pings',
+      registers,
+      collect() {
+        this.set(sources.currentIntervalMs() / 1000);
+      },
+    });
+    new Gauge({
+      name: 'hbagg_tombstones',
+      help: 'Retired instances remembered for suppression',
+      registers,
+      collect() {
+        this.set(sources.tombstones());
+      },
+    });
+  }
+
+  rejected(reason: RejectReason): void {
+    this.beatsRejected.inc({ reason });
+  }
+}

@@ -1,0 +1,111 @@
+/**
+ * The NATS edge: one connection that reconnects forever, callback
+ * subscriptions on `<prefix>.beat.*` and `<prefix>.leave.*`, and a readiness
+ * flag that follows the connection's status events.
+ */
+import { readFileSync } from 'node:fs';
+import { connect, credsAuthenticator, type NatsConnection, type Subscription } from '@nats-io/transport-node';
+import type { Logger } from 'pino';
+import type { NatsConfig } from '../config/types.js';
+import { wildcard, workerFromSubject } from '../protocol/subjects.js';
+import type { Intake } from './intake.js';
+
+const encoder = new TextEncoder();
+
+export type NatsState = 'connecting' | 'ready' | 'disconnected' | 'draining' | 'closed';
+
+export class NatsIngest {
+  private nc: NatsConnection | undefined;
+  private subs: Subscription[] = [];
+  private _state: NatsState = 'connecting';
+
+  constructor(
+    private readonly cfg: NatsConfig,
+    private readonly intake: Intake,
+    private readonly log: Logger,
+  ) {}
+
+  get state(): NatsState {
+    return this._state;
+  }
+
+  /** Subscribed and connected: what /readyz reports. */
+  get ready(): boolean {
+    return this._state === 'ready';
+  }
+
+  get connection(): NatsConnection | undefined {
+    return this.nc;
+  }
+
+  private setState(next: NatsState, detail?: Record<string, unknown>): void {
+    if (next === this._state) return;
+    this.log.info({ from: this._state, to: next, ...detail }, `nats ${next}`);
+    this._state = next;
+  }
+
+  /** Connects (waiting for a first server if none answers yet) and subscribes. */
+  async start(): Promise<void> {
+    const c = this.cfg;
+    this.nc = await connect({
+      servers: c.servers,
+      name: c.name,
+      maxReconnectAttempts: -1,
+      reconnectTimeWait: 500,
+      waitOnFirstConnect: true,
+      user: c.user,
+      pass: c.pass,
+      token: c.token,
+      authenticator: c.credsFile ? credsAuthenticator(readFileSync(c.credsFile)) : undefined,
+      tls: c.tlsCaFile ? { caFile: c.tlsCaFile } : undefined,
+    });
+    void this.watchStatus(this.nc);
+    const prefix = c.subjectPrefix;
+    this.subs.push(
+      this.nc.subscribe(wildcard(prefix, 'beat'), {
+        callback: (err, msg) => {
+          if (err) return;
+          this.intake.beatBytes(msg.data, workerFromSubject(msg.subject, prefix, 'beat'), msg.subject);
+        },
+      }),
+      this.nc.subscribe(wildcard(prefix, 'leave'), {
+        callback: (err, msg) => {
+          if (err) return;
+          const worker = workerFromSubject(msg.subject, prefix, 'leave');
+          this.intake.leaveBytes(msg.data, worker, msg.subject).then(
+            (reply) => msg.reply && msg.respond(encoder.encode(JSON.stringify(reply))),
+            (e: unknown) => {
+              this.log.error({ err: e, subject: msg.subject }, 'leave failed');
+              if (msg.reply) msg.respond(encoder.encode(JSON.stringify({ ok: false, error: `internal error: ${String(e)}` })));
+            },
+          );
+        },
+      }),
+    );
+    // A flush round trip proves the server has the subscriptions.
+    await this.nc.flush();
+    this.setState('ready', { server: this.nc.getServer() });
+  }
+
+  private async watchStatus(nc: NatsConnection): Promise<void> {
+    for await (const s of nc.status()) {
+      if (s.type === 'disconnect') this.setState('disconnected', { server: s.server });
+      else if (s.type === 'reconnect') this.setState('ready', { server: s.server });
+      else if (s.type === 'close') this.setState('closed');
+    }
+  }
+
+  /** Stops taking input: drains the subscriptions (messages already received are processed), then closes. */
+  async stop(): Promise<void> {
+    const nc = this.nc;
+    if (!nc || nc.isClosed()) return;
+    this.setState('draining');
+    try {
+      await nc.drain();
+    } catch (err) {
+      this.log.warn({ err }, 'nats drain failed; closing');
+      await nc.close().catch(() => undefined);
+    }
+    this.setState('closed');
+  }
+}

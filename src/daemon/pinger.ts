@@ -1,0 +1,145 @@
+/**
+ * The ping loop: asks the pacer when, the registry what, sends it through the
+ * platform client, and feeds the answer back. One ping at a time; every try
+ * is rebuilt from the current state, never replayed.
+ */
+import type { Logger } from 'pino';
+import { buildPing, type DaemonInfo } from '../core/batch.js';
+import type { Pacer, PingOutcome } from '../core/pacer.js';
+import type { Registry } from '../core/registry.js';
+import type { Clock } from '../core/time.js';
+import type { Metrics } from './metrics.js';
+import type { PlatformClient, SendResult } from './platform-client.js';
+
+export interface PingerDeps {
+  info: DaemonInfo;
+  registry: Registry;
+  pacer: Pacer;
+  client: PlatformClient;
+  clock: Clock;
+  metrics: Metrics;
+  log: Logger;
+  maxBatchWorkers: number;
+  /** Called after a ping part is accepted (the journal records what was delivered). */
+  onAccepted?(): void;
+}
+
+export interface LastPing {
+  atWall: number;
+  atMono: number;
+  outcome: SendResult['outcome'];
+  status?: number;
+  error?: string;
+}
+
+export class Pinger {
+  private seq = 0;
+  private partSize: number;
+  private timer: NodeJS.Timeout | undefined;
+  private running: Promise<void> | undefined;
+  private stopped = false;
+  private readonly abort = new AbortController();
+  /** The last ping's result, for /healthz and logs. */
+  last: LastPing | undefined;
+  /** Wall time of the last accepted ping. */
+  lastAcceptedWall: number | undefined;
+
+  constructor(private readonly d: PingerDeps) {
+    this.partSize = d.maxBatchWorkers;
+  }
+
+  /** Starts the loop: the first ping (the node's lease) goes out at once. */
+  start(): void {
+    this.schedule();
+  }
+
+  /** A transition happened: ping within urgent_flush_ms (unless told to wait). */
+  urgent(): void {
+    if (this.stopped) return;
+    this.d.pacer.transition(this.d.clock().mono);
+    this.schedule();
+  }
+
+  /** Re-arms the timer for the pacer's next due time. */
+  schedule(): void {
+    if (this.stopped) return;
+    clearTimeout(this.timer);
+    const due = this.d.pacer.dueAt();
+    if (due === Infinity) return;
+    const delay = Math.max(0, due - this.d.clock().mono);
+    this.timer = setTimeout(() => void this.tick(), Math.min(delay, 2 ** 31 - 1));
+  }
+
+  private async tick(): Promise<void> {
+    if (this.running || this.stopped) return;
+    this.running = this.pingOnce(false);
+    await this.running;
+    this.running = undefined;
+    this.schedule();
+  }
+
+  /**
+   * Stops the loop and sends the `final` ping, bounded by `deadlineMono`.
+   * A ping in flight is let finish first (its answer is owed bookkeeping).
+   */
+  async stop(deadlineMono: number): Promise<void> {
+    this.stopped = true;
+    clearTimeout(this.timer);
+    const left = () => deadlineMono - this.d.clock().mono;
+    const cutoff = setTimeout(() => this.abort.abort(), Math.max(0, left())).unref();
+    try {
+      if (this.running) await this.running;
+      const hold = this.d.pacer.heldUntil() - this.d.clock().mono;
+      if (hold > 0 && hold >= left()) {
+        this.d.log.warn({ wait_ms: Math.round(hold) }, 'platform asked to wait past the shutdown deadline; no final ping');
+        return;
+      }
+      if (hold > 0) await new Promise((r) => setTimeout(r, hold));
+      if (!this.abort.signal.aborted) await this.pingOnce(true);
+    } finally {
+      clearTimeout(cutoff);
+    }
+  }
+
+  private async pingOnce(final: boolean): Promise<void> {
+    const { registry, pacer, clock, metrics, log } = this.d;
+    const start = clock();
+    const promise = pacer.start(start.mono);
+    const { workers, sent } = registry.collect();
+    const seq = ++this.seq;
+    const parts = buildPing(this.d.info, {
+      seq, workers, sent, partSize: this.partSize, sentAt: start.wall, nextPingWithinMs: promise, final,
+    });
+    let outcome: PingOutcome = { kind: 'accepted' };
+    for (const part of parts) {
+      const body = JSON.stringify(part.body);
+      const res = await this.d.client.send(body, part.body.batch.id, this.abort.signal);
+      metrics.pings.inc({ outcome: res.outcome });
+      metrics.pingDuration.observe(res.durationMs / 1000);
+      metrics.pingBytes.inc(Buffer.byteLength(body));
+      const now = clock();
+      this.last = { atWall: now.wall, atMono: now.mono, outcome: res.outcome, status: res.status, error: res.error };
+      if (res.outcome === 'accepted') {
+        registry.acknowledge(part.sent, now);
+        this.lastAcceptedWall = now.wall;
+        this.d.onAccepted?.();
+        if (res.nextIntervalMs !== undefined) outcome = { kind: 'accepted', nextIntervalMs: res.nextIntervalMs };
+        continue;
+      }
+      const ctx = { batch: part.body.batch.id, status: res.status, error: res.error, workers: part.body.workers.length };
+      if (res.outcome === 'too_large' && this.partSize > 1) {
+        this.partSize = Math.max(1, Math.floor(this.partSize / 2));
+        log.warn({ ...ctx, part_size: this.partSize }, 'platform said the ping is too large; halving the part size');
+        pacer.resize(now.mono);
+        return;
+      }
+      log.warn({ ...ctx, failures: pacer.consecutiveFailures() + 1 }, 'ping not accepted; will retry');
+      outcome =
+        res.outcome === 'throttled'
+          ? res.retryAfterMs === undefined ? { kind: 'throttled' } : { kind: 'throttled', retryAfterMs: res.retryAfterMs }
+          : res.outcome === 'failed' ? { kind: 'failed' } : { kind: 'rejected' };
+      break;
+    }
+    pacer.finish(clock().mono, outcome, Math.random);
+  }
+}

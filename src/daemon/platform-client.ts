@@ -1,0 +1,107 @@
+/**
+ * POSTs one ping part to the platform and classifies the answer per
+ * PROTOCOL.md section 3. Every request is aborted when its timeout passes,
+ * including a platform that sends headers and then stalls the body.
+ */
+import { parseRetryAfter } from '../core/pacer.js';
+import { PlatformAnswer } from '../protocol/schemas.js';
+
+export type SendOutcome = 'accepted' | 'throttled' | 'too_large' | 'rejected' | 'failed';
+
+export interface SendResult {
+  outcome: SendOutcome;
+  status?: number;
+  retryAfterMs?: number;
+  nextIntervalMs?: number;
+  /** Why it failed, for logs: the error, or the status and the start of the body. */
+  error?: string;
+  durationMs: number;
+}
+
+export interface PlatformClientOptions {
+  url: string;
+  token?: string;
+  timeoutMs: number;
+  userAgent: string;
+}
+
+const MAX_BODY_LOGGED = 512;
+const MAX_BODY_READ = 64 * 1024;
+
+export class PlatformClient {
+  constructor(private readonly opts: PlatformClientOptions) {}
+
+  /** Sends `body`; `abort` cuts it short (shutdown). Never throws. */
+  async send(body: string, idempotencyKey: string, abort?: AbortSignal): Promise<SendResult> {
+    const started = performance.now();
+    const timeout = AbortSignal.timeout(this.opts.timeoutMs);
+    const signal = abort ? AbortSignal.any([timeout, abort]) : timeout;
+    const headers: Record<string, string> = {
+      'content-type': 'application/json',
+      'idempotency-key': idempotencyKey,
+      'user-agent': this.opts.userAgent,
+    };
+    if (this.opts.token) headers.authorization = `Bearer ${this.opts.token}`;
+    try {
+      const res = await fetch(this.opts.url, { method: 'POST', headers, body, signal });
+      const text = await readBounded(res, MAX_BODY_READ);
+      const durationMs = performance.now() - started;
+      return { ...classify(res.status, res.headers.get('retry-after'), text), status: res.status, durationMs };
+    } catch (err) {
+      const durationMs = performance.now() - started;
+      const reason = timeout.aborted
+        ? `no answer within ${this.opts.timeoutMs} ms`
+        : abort?.aborted
+          ? 'aborted by shutdown'
+          : describeNetworkError(err);
+      return { outcome: 'failed', error: reason, durationMs };
+    }
+  }
+}
+
+function classify(status: number, retryAfter: string | null, text: string): Omit<SendResult, 'durationMs'> {
+  if (status >= 200 && status < 300) {
+    let nextIntervalMs: number | undefined;
+    if (text.trim().startsWith('{')) {
+      try {
+        const parsed = PlatformAnswer.safeParse(JSON.parse(text));
+        if (parsed.success) nextIntervalMs = parsed.data.next_interval_ms;
+      } catch {
+        // A 2xx with an unreadable body is still an acceptance.
+      }
+    }
+    return nextIntervalMs === undefined ? { outcome: 'accepted' } : { outcome: 'accepted', nextIntervalMs };
+  }
+  const error = `HTTP ${status}: ${text.slice(0, MAX_BODY_LOGGED)}`;
+  if (status === 429 || status === 503) {
+    const retryAfterMs = parseRetryAfter(retryAfter, Date.now());
+    return retryAfterMs === undefined ? { outcome: 'throttled', error } : { outcome: 'throttled', retryAfterMs, error };
+  }
+  if (status === 413) return { outcome: 'too_large', error };
+  if (status >= 400 && status < 500) return { outcome: 'rejected', error };
+  return { outcome: 'failed', error };
+}
+
+async function readBounded(res: Response, max: number): Promise<string> {
+  if (!res.body) return '';
+  const reader = res.body.getReader();
+  const chunks: Uint8Array[] = [];
+  let size = 0;
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    chunks.push(value);
+    size += value.byteLength;
+    if (size >= max) {
+      await reader.cancel().catch(() => undefined);
+      break;
+    }
+  }
+  return Buffer.concat(chunks).toString('utf8');
+}
+
+function describeNetworkError(err: unknown): string {
+  const e = err as { message?: string; cause?: { code?: string; message?: string } };
+  const cause = e.cause?.code ?? e.cause?.message;
+  return cause ? `${e.message ?? 'fetch failed'} (${cause})` : (e.message ?? String(err));
+}

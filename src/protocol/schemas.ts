@@ -1,0 +1,112 @@
+/**
+ * Wire schemas of PROTOCOL.md v1, shared by the daemon, the client library
+ * and the JSON Schema export. Unknown fields are ignored (stripped), as the
+ * contract says; everything else that breaks a rule is rejected.
+ */
+import { z } from 'zod';
+
+export const PROTOCOL_VERSION = 1 as const;
+export const WORKER_ID_PATTERN = /^[A-Za-z0-9_-]{1,128}$/;
+export const MAX_BEAT_BYTES = 8 * 1024;
+export const MAX_META_BYTES = 2 * 1024;
+export const MAX_REASON_CHARS = 256;
+export const DEFAULT_DRAIN_TIMEOUT_MS = 30_000;
+
+/** Keys that some JSON consumers turn into prototype writes; never forwarded. */
+const RESERVED_META_KEYS = new Set(['__proto__', 'constructor', 'prototype']);
+
+export const WorkerId = z.string().regex(WORKER_ID_PATTERN, 'must match ^[A-Za-z0-9_-]{1,128}$');
+const Instance = z.string().min(1).max(64);
+const Seq = z.number().int().min(0).max(Number.MAX_SAFE_INTEGER);
+const Version = z.literal(PROTOCOL_VERSION);
+
+export const Meta = z
+  .record(z.string(), z.union([z.string(), z.number(), z.boolean()]))
+  .superRefine((meta, ctx) => {
+    for (const key of Object.keys(meta)) {
+      if (RESERVED_META_KEYS.has(key)) {
+        ctx.addIssue({ code: 'custom', path: [key], message: `reserved key "${key}" is not allowed` });
+      }
+    }
+    const size = Buffer.byteLength(JSON.stringify(meta));
+    if (size > MAX_META_BYTES) {
+      ctx.addIssue({ code: 'custom', message: `serialized meta is ${size} bytes, at most ${MAX_META_BYTES}` });
+    }
+  });
+
+export const WorkerStatus = z.enum(['idle', 'busy']);
+
+export const Beat = z.object({
+  v: Version,
+  worker: WorkerId,
+  instance: Instance,
+  seq: Seq,
+  interval_ms: z.number().int().min(100).max(600_000),
+  ts: z.number().int().optional(),
+  status: WorkerStatus.optional(),
+  inflight: z.number().int().min(0).optional(),
+  load: z.number().min(0).max(1).optional(),
+  meta: Meta.optional(),
+});
+export type Beat = z.infer<typeof Beat>;
+
+export const LeavePhase = z.enum(['draining', 'stopped']);
+export type LeavePhase = z.infer<typeof LeavePhase>;
+
+export const Leave = z.object({
+  v: Version,
+  worker: WorkerId,
+  instance: Instance,
+  seq: Seq,
+  phase: LeavePhase,
+  reason: z.string().max(MAX_REASON_CHARS).optional(),
+  drain_timeout_ms: z.number().int().min(0).max(86_400_000).optional(),
+});
+export type Leave = z.infer<typeof Leave>;
+
+export const LeaveReply = z.discriminatedUnion('ok', [
+  z.object({ ok: z.literal(true), worker: WorkerId, instance: Instance, state: LeavePhase }),
+  z.object({ ok: z.literal(false), error: z.string() }),
+]);
+export type LeaveReply = z.infer<typeof LeaveReply>;
+
+export const WorkerState = z.enum(['active', 'draining', 'stopped', 'lost']);
+export type WorkerState = z.infer<typeof WorkerState>;
+
+export const PingWorker = z.object({
+  worker: WorkerId,
+  instance: Instance,
+  state: WorkerState,
+  since: z.number().int(),
+  reason: z.string().optional(),
+  first_seen: z.number().int(),
+  last_seen: z.number().int(),
+  beats: z.number().int().min(0),
+  seq: Seq,
+  interval_ms: z.number().int().optional(),
+  status: WorkerStatus.optional(),
+  inflight: z.number().int().min(0).optional(),
+  load: z.number().min(0).max(1).optional(),
+  meta: z.record(z.string(), z.union([z.string(), z.number(), z.boolean()])).optional(),
+});
+export type PingWorker = z.infer<typeof PingWorker>;
+
+export const Ping = z.object({
+  v: Version,
+  node: z.string().min(1),
+  daemon: z.object({ instance: z.string(), version: z.string(), started_at: z.number().int() }),
+  batch: z.object({
+    id: z.string(),
+    seq: z.number().int().min(0),
+    part: z.number().int().min(1),
+    parts: z.number().int().min(1),
+    sent_at: z.number().int(),
+    next_ping_within_ms: z.number().int().min(0),
+    final: z.boolean(),
+  }),
+  workers: z.array(PingWorker),
+});
+export type Ping = z.infer<typeof Ping>;
+
+/** The platform's optional 2xx body. */
+export const PlatformAnswer = z.object({ next_interval_ms: z.number().int().min(0).optional() });
