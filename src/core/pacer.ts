@@ -36,6 +36,8 @@ export class Pacer {
   private floorMs = 0;
   private failures = 0;
   private holdUntil = -Infinity;
+  /** Whether `holdUntil` is the platform's own Retry-After (not our backoff). */
+  private holdRequested = false;
   private urgentAt = Infinity;
   private lastStart = -Infinity;
   private changed = false;
@@ -89,8 +91,10 @@ export class Pacer {
     if (outcome.kind === 'throttled' && outcome.retryAfterMs !== undefined) {
       const wait = Math.min(Math.max(outcome.retryAfterMs, 0), this.opts.maxRetryAfterMs);
       this.holdUntil = now + wait + rand() * Math.min(1000, wait * 0.1);
+      this.holdRequested = true;
       return;
     }
+    this.holdRequested = false;
     const exp = Math.min(this.opts.maxIntervalMs, this.opts.minIntervalMs * 2 ** Math.min(this.failures - 1, 30));
     this.holdUntil = now + exp / 2 + (rand() * exp) / 2;
   }
@@ -111,9 +115,9 @@ export class Pacer {
     return this.failures;
   }
 
-  /** Monotonic time before which the platform asked not to be pinged (or -Infinity). */
+  /** Monotonic time before which the platform asked (Retry-After) not to be pinged, or -Infinity. */
   heldUntil(): number {
-    return this.failures > 0 ? this.holdUntil : -Infinity;
+    return this.failures > 0 && this.holdRequested ? this.holdUntil : -Infinity;
   }
 
   private quietGap(gap: number): number {

@@ -38,7 +38,8 @@ export class Pinger {
   private timer: NodeJS.Timeout | undefined;
   private running: Promise<void> | undefined;
   private stopped = false;
-  private readonly abort = new AbortController();
+  /** Aborts the ping in flight (shutdown cuts a hanging one short). */
+  private abort = new AbortController();
   /** The last ping's result, for /healthz and logs. */
   last: LastPing | undefined;
   /** Wall time of the last accepted ping. */
@@ -86,18 +87,24 @@ export class Pinger {
     this.stopped = true;
     clearTimeout(this.timer);
     const left = () => deadlineMono - this.d.clock().mono;
-    const cutoff = setTimeout(() => this.abort.abort(), Math.max(0, left())).unref();
+    if (this.running) {
+      // Half the budget for the ping in flight, the rest for the final ping.
+      const cut = setTimeout(() => this.abort.abort(), Math.max(0, left() / 2));
+      await this.running;
+      clearTimeout(cut);
+    }
+    const hold = this.d.pacer.heldUntil() - this.d.clock().mono;
+    if (hold > 0 && hold >= left()) {
+      this.d.log.warn({ wait_ms: Math.round(hold) }, 'platform asked to wait past the shutdown deadline; no final ping');
+      return;
+    }
+    if (hold > 0) await new Promise((r) => setTimeout(r, hold));
+    this.abort = new AbortController();
+    const cut = setTimeout(() => this.abort.abort(), Math.max(0, left()));
     try {
-      if (this.running) await this.running;
-      const hold = this.d.pacer.heldUntil() - this.d.clock().mono;
-      if (hold > 0 && hold >= left()) {
-        this.d.log.warn({ wait_ms: Math.round(hold) }, 'platform asked to wait past the shutdown deadline; no final ping');
-        return;
-      }
-      if (hold > 0) await new Promise((r) => setTimeout(r, hold));
-      if (!this.abort.signal.aborted) await this.pingOnce(true);
+      await this.pingOnce(true);
     } finally {
-      clearTimeout(cutoff);
+      clearTimeout(cut);
     }
   }
 
