@@ -4,7 +4,7 @@
  * PROTOCOL.md section 1 and a readable error (what, where, why).
  */
 import type { z } from 'zod';
-import { Beat, Leave, MAX_BEAT_BYTES, PROTOCOL_VERSION } from './schemas.js';
+import { Beat, Leave, MAX_BEAT_BYTES, PROTOCOL_VERSION, RESERVED_META_KEYS } from './schemas.js';
 
 export type RejectReason =
   | 'invalid_json'
@@ -68,6 +68,11 @@ function validate<T>(
   const v = (value as { v?: unknown }).v;
   if (v !== undefined && v !== PROTOCOL_VERSION) {
     return { ok: false, reason: 'unsupported_version', error: `v: version ${JSON.stringify(v)} is not supported (expected 1)` };
+  }
+  const meta = (value as { meta?: unknown }).meta;
+  if (typeof meta === 'object' && meta !== null) {
+    const key = RESERVED_META_KEYS.find((k) => Object.hasOwn(meta, k));
+    if (key !== undefined) return { ok: false, reason: 'invalid_schema', error: `${kind} meta.${key}: reserved key is not allowed` };
   }
   const parsed = schema.safeParse(value);
   if (!parsed.success) return { ok: false, reason: 'invalid_schema', error: `${kind} ${formatIssues(parsed.error.issues)}` };

@@ -13,7 +13,7 @@ export const MAX_REASON_CHARS = 256;
 export const DEFAULT_DRAIN_TIMEOUT_MS = 30_000;
 
 /** Keys that some JSON consumers turn into prototype writes; never forwarded. */
-const RESERVED_META_KEYS = new Set(['__proto__', 'constructor', 'prototype']);
+export const RESERVED_META_KEYS: readonly string[] = ['__proto__', 'constructor', 'prototype'];
 
 export const WorkerId = z.string().regex(WORKER_ID_PATTERN, 'must match ^[A-Za-z0-9_-]{1,128}$');
 const Instance = z.string().min(1).max(64);
@@ -23,11 +23,7 @@ const Version = z.literal(PROTOCOL_VERSION);
 export const Meta = z
   .record(z.string(), z.union([z.string(), z.number(), z.boolean()]))
   .superRefine((meta, ctx) => {
-    for (const key of Object.keys(meta)) {
-      if (RESERVED_META_KEYS.has(key)) {
-        ctx.addIssue({ code: 'custom', path: [key], message: `reserved key "${key}" is not allowed` });
-      }
-    }
+    // Reserved keys are checked on the raw input in decode.ts: an own `__proto__` does not survive parsing.
     const size = Buffer.byteLength(JSON.stringify(meta));
     if (size > MAX_META_BYTES) {
       ctx.addIssue({ code: 'custom', message: `serialized meta is ${size} bytes, at most ${MAX_META_BYTES}` });
