@@ -47,6 +47,8 @@ export interface Entry {
   deadline: number;
   /** Monotonic time the platform accepted this `lost` entry (for pruning). */
   ackedMono?: number;
+  /** Bumped on every state change, so an acknowledgement clears only the state it carried. */
+  gen: number;
 }
 
 export type Transition = 'appeared' | 'restarted' | 'returned' | 'draining' | 'stopped' | 'lost';
@@ -64,6 +66,8 @@ export interface SentRecord {
   worker: string;
   instance: string;
   state: WorkerState;
+  /** The entry's `gen` when collected. */
+  gen: number;
   beats: number;
 }
 
@@ -112,6 +116,7 @@ export class Registry {
     let transition: Transition | undefined;
     if (e.state === 'lost') {
       transition = 'returned';
+      e.gen++;
       e.state = 'active';
       e.since = t.wall;
       e.reason = undefined;
@@ -159,6 +164,7 @@ export class Registry {
       if (e.state !== 'active' && e.state !== 'draining') continue;
       if (e.deadline <= t.mono) {
         const reason = e.state === 'draining' ? 'drain_timeout' : 'heartbeat_timeout';
+        e.gen++;
         e.state = 'lost';
         e.since = t.wall;
         e.reason = reason;
@@ -179,7 +185,7 @@ export class Registry {
     const sent: SentRecord[] = [];
     const add = (e: Entry): void => {
       workers.push(toPingWorker(e));
-      sent.push({ worker: e.worker, instance: e.instance, state: e.state, beats: e.beats });
+      sent.push({ worker: e.worker, instance: e.instance, state: e.state, gen: e.gen, beats: e.beats });
     };
     for (const e of this.displaced.values()) add(e);
     for (const e of this.live.values()) {
@@ -194,7 +200,8 @@ export class Registry {
       const e = this.find(s.worker, s.instance);
       if (e === undefined) continue;
       e.beats = Math.max(0, e.beats - s.beats);
-      if (!e.unacked || e.state !== s.state) continue;
+      // A state that changed since the ping was collected is still owed (lost, back, lost again).
+      if (!e.unacked || e.gen !== s.gen) continue;
       e.unacked = false;
       if (this.live.get(e.worker) !== e) {
         this.displaced.delete(instanceKey(s.worker, s.instance));
@@ -248,7 +255,7 @@ export class Registry {
         worker: p.worker, instance: p.instance, state: p.state, since: p.since, reason: p.reason,
         firstSeen: p.first_seen, lastSeen: p.last_seen, seq: p.seq, intervalMs: p.interval_ms ?? this.opts.lostAfterMinMs,
         status: p.status, inflight: p.inflight, load: p.load, meta: p.meta,
-        beats: p.beats, unacked: true, deadline: Infinity,
+        beats: p.beats, unacked: true, deadline: Infinity, gen: 0,
       };
       this.tombstones.retire(p.worker, p.instance, p.state === 'stopped' ? 'stopped' : 'replaced', t.mono);
       const current = this.live.get(p.worker);
@@ -265,7 +272,7 @@ export class Registry {
     const e: Entry = {
       worker: beat.worker, instance: beat.instance, state: 'active', since: t.wall,
       firstSeen: t.wall, lastSeen: t.wall, seq: beat.seq, intervalMs: beat.interval_ms,
-      beats: 1, unacked: false, deadline: Infinity,
+      beats: 1, unacked: false, deadline: Infinity, gen: 0,
     };
     this.absorb(e, beat, t);
     return e;
@@ -286,6 +293,7 @@ export class Registry {
   private enterLeavePhase(e: Entry, leave: Leave, t: Instant): void {
     this.evictable.delete(e.worker);
     e.ackedMono = undefined;
+    e.gen++;
     e.state = leave.phase;
     e.since = t.wall;
     if (leave.reason !== undefined) e.reason = leave.reason;
@@ -318,6 +326,7 @@ export class Registry {
    */
   private retireForRestart(old: Entry, t: Instant): void {
     if (old.state === 'active') {
+      old.gen++;
       old.state = 'lost';
       old.since = t.wall;
       old.reason = 'restarted';
