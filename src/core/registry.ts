@@ -291,7 +291,8 @@ export class Registry {
   }
 
   private enterLeavePhase(e: Entry, leave: Leave, t: Instant): void {
-    this.evictable.delete(e.worker);
+    // `evictable` is keyed by worker: a replaced instance must not unmark the current one.
+    if (this.live.get(e.worker) === e) this.evictable.delete(e.worker);
     e.ackedMono = undefined;
     e.gen++;
     e.state = leave.phase;
