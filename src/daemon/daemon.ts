@@ -12,6 +12,8 @@ import type { HbaggConfig } from '../config/types.js';
 import type { DaemonInfo } from '../core/batch.js';
 import { Pacer } from '../core/pacer.js';
 import { Registry } from '../core/registry.js';
+import type { Health } from './health.js';
+import { daemonHealth } from './health-checks.js';
 import { HttpServer } from './http-server.js';
 import { Intake } from './intake.js';
 import { Metrics } from './metrics.js';
@@ -41,6 +43,8 @@ export class Daemon {
   readonly pinger: Pinger;
   readonly nats: NatsIngest;
   readonly http: HttpServer;
+  /** The /healthz checks (replaceable: tests make one hang). */
+  readonly health: Health;
   private readonly rejects: RejectLog;
   private _state: DaemonState = 'created';
   private ticker: NodeJS.Timeout | undefined;
@@ -83,6 +87,7 @@ export class Daemon {
     });
     this.nats = new NatsIngest(c.nats, this.intake, log);
     this.http = new HttpServer(log);
+    this.health = daemonHealth(this);
     registerRoutes(this.http, this);
   }
 

@@ -5,6 +5,7 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import { REJECT_REASONS, type RejectReason } from '../protocol/decode.js';
 import type { WorkerState } from '../protocol/schemas.js';
+import type { LoopDelay } from './event-loop.js';
 
 export type PingMetricOutcome = 'accepted' | 'throttled' | 'too_large' | 'rejected' | 'failed';
 
@@ -23,6 +24,8 @@ export class Metrics {
   readonly pingDuration: Histogram;
   readonly pingBytes: Counter;
   readonly transitions: Counter<'kind'>;
+  readonly httpRequests: Counter<'route' | 'status'>;
+  private loopDelay: (() => LoopDelay) | undefined;
 
   constructor(sources: MetricsSources, opts: { defaultMetrics?: boolean } = {}) {
     const registers = [this.registry];
@@ -60,6 +63,31 @@ export class Metrics {
       labelNames: ['kind'],
       registers,
     });
+    this.httpRequests = new Counter({
+      name: 'hbagg_http_requests_total',
+      help: 'Requests answered by the HTTP interface, by route and status',
+      labelNames: ['route', 'status'],
+      registers,
+    });
+    const loop = () => this.loopDelay?.();
+    new Gauge({
+      name: 'hbagg_event_loop_delay_p99_seconds',
+      help: 'Event-loop delay beyond the sampling period, 99th percentile over the last window (perf_hooks.monitorEventLoopDelay)',
+      registers,
+      collect() {
+        const d = loop();
+        if (d) this.set(d.p99Ms / 1000);
+      },
+    });
+    new Gauge({
+      name: 'hbagg_event_loop_delay_max_seconds',
+      help: 'Longest event-loop delay over the last window',
+      registers,
+      collect() {
+        const d = loop();
+        if (d) this.set(d.maxMs / 1000);
+      },
+    });
     new Gauge({
       name: 'hbagg_workers',
       help: 'Tracked workers, by state',
@@ -85,6 +113,11 @@ export class Metrics {
         this.set(sources.tombstones());
       },
     });
+  }
+
+  /** Where the event-loop delay gauges read from (the HTTP routes own the monitor). */
+  eventLoop(source: () => LoopDelay): void {
+    this.loopDelay = source;
   }
 
   rejected(reason: RejectReason): void {
