@@ -16,7 +16,7 @@
  */
 import type { Beat, Leave, LeavePhase, PingWorker, WorkerState } from '../protocol/schemas.js';
 import type { Instant } from './time.js';
-import { Tombstones, instanceKey } from './tombstones.js';
+import { Tombstones, instanceKey, type RetiredAs } from './tombstones.js';
 
 export interface RegistryOptions {
   maxWorkers: number;
@@ -247,20 +247,36 @@ export class Registry {
     return out;
   }
 
-  /** Restores unaccepted terminal entries after a restart (from the state directory). */
+  /**
+   * Restores unaccepted terminal entries after a restart (from the state directory).
+   * Instances that left or were replaced stay suppressed; one lost by silence may
+   * still come back (`returned`). Of several entries of one worker, the newest
+   * instance (by `first_seen`, then list order) is the current one.
+   */
   restore(entries: readonly PingWorker[], t: Instant): void {
     for (const p of entries) {
       if (p.state !== 'stopped' && p.state !== 'lost') continue;
+      if (this.find(p.worker, p.instance) !== undefined) continue;
       const e: Entry = {
         worker: p.worker, instance: p.instance, state: p.state, since: p.since, reason: p.reason,
         firstSeen: p.first_seen, lastSeen: p.last_seen, seq: p.seq, intervalMs: p.interval_ms ?? this.opts.lostAfterMinMs,
         status: p.status, inflight: p.inflight, load: p.load, meta: p.meta,
         beats: p.beats, unacked: true, deadline: Infinity, gen: 0,
       };
-      this.tombstones.retire(p.worker, p.instance, p.state === 'stopped' ? 'stopped' : 'replaced', t.mono);
+      const as = restoredRetirement(p);
+      if (as !== undefined) this.tombstones.retire(p.worker, p.instance, as, t.mono);
       const current = this.live.get(p.worker);
-      if (current === undefined) this.live.set(p.worker, e);
-      else this.displaced.set(instanceKey(p.worker, p.instance), e);
+      if (current === undefined) {
+        this.live.set(p.worker, e);
+        continue;
+      }
+      const currentIsOlder = current.unacked && current.firstSeen <= e.firstSeen;
+      const [older, newer] = currentIsOlder ? [current, e] : [e, current];
+      if (this.tombstones.get(older.worker, older.instance) === undefined) {
+        this.tombstones.retire(older.worker, older.instance, 'replaced', t.mono);
+      }
+      this.live.set(p.worker, newer);
+      this.displaced.set(instanceKey(older.worker, older.instance), older);
     }
   }
 
@@ -366,6 +382,14 @@ export class Registry {
     e.deadline = deadline;
     if (deadline < this.nextDeadline) this.nextDeadline = deadline;
   }
+}
+
+/** How a restored terminal entry's instance is retired, if it is. */
+function restoredRetirement(p: PingWorker): RetiredAs | undefined {
+  if (p.state === 'stopped') return 'stopped';
+  if (p.reason === 'drain_timeout') return 'draining';
+  if (p.reason === 'restarted') return 'replaced';
+  return undefined;
 }
 
 function retiredText(as: string): string {
