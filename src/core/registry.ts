@@ -102,6 +102,11 @@ export class Registry {
       return { ok: false, reason: 'suppressed', error: `instance ${beat.instance} of ${beat.worker} has ${retiredText(retired)}` };
     }
     const e = this.live.get(beat.worker);
+    // The entry itself still says so when its tombstone was pruned or evicted while the platform was down.
+    const left = e !== undefined && e.instance === beat.instance ? leftAs(e) : this.displacedAs(beat.worker, beat.instance);
+    if (left !== undefined) {
+      return { ok: false, reason: 'suppressed', error: `instance ${beat.instance} of ${beat.worker} has ${retiredText(left)}` };
+    }
     if (e === undefined || e.instance !== beat.instance) {
       if (e === undefined && !this.makeRoom()) {
         return { ok: false, reason: 'capacity', error: `already tracking ${this.opts.maxWorkers} workers (max_workers)` };
@@ -331,6 +336,12 @@ export class Registry {
     return live !== undefined && live.instance === instance ? live : this.displaced.get(instanceKey(worker, instance));
   }
 
+  private displacedAs(worker: string, instance: string): RetiredAs | undefined {
+    if (this.displaced.size === 0) return undefined;
+    const d = this.displaced.get(instanceKey(worker, instance));
+    return d === undefined ? undefined : (leftAs(d) ?? 'replaced');
+  }
+
   private *allEntries(): IterableIterator<Entry> {
     yield* this.displaced.values();
     yield* this.live.values();
@@ -382,6 +393,12 @@ export class Registry {
     e.deadline = deadline;
     if (deadline < this.nextDeadline) this.nextDeadline = deadline;
   }
+}
+
+/** Whether an entry's instance announced a Leave (so its beats are suppressed). */
+function leftAs(e: Entry): RetiredAs | undefined {
+  if (e.state === 'draining' || e.state === 'stopped') return e.state;
+  return e.state === 'lost' && e.reason === 'drain_timeout' ? 'draining' : undefined;
 }
 
 /** How a restored terminal entry's instance is retired, if it is. */
