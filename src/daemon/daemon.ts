@@ -16,6 +16,7 @@ import type { Health } from './health.js';
 import { daemonHealth } from './health-checks.js';
 import { HttpServer } from './http-server.js';
 import { Intake } from './intake.js';
+import { Journal } from './journal.js';
 import { Metrics } from './metrics.js';
 import { NatsIngest } from './nats-ingest.js';
 import { Pinger } from './pinger.js';
@@ -43,6 +44,8 @@ export class Daemon {
   readonly pinger: Pinger;
   readonly nats: NatsIngest;
   readonly http: HttpServer;
+  /** Unaccepted `stopped`/`lost` entries, durable in the state directory. */
+  readonly journal: Journal;
   /** The /healthz checks (replaceable: tests make one hang). */
   readonly health: Health;
   private readonly rejects: RejectLog;
@@ -71,6 +74,9 @@ export class Daemon {
       tombstones: () => this.registry.tombstoneCount(),
     });
     this.rejects = new RejectLog(log);
+    this.journal = new Journal({
+      dir: c.stateDir, log, instance: this.info.instance, source: () => this.registry.unackedTerminals(),
+    });
     const client = new PlatformClient({
       url: c.platform.url,
       token: c.platform.token,
@@ -80,10 +86,16 @@ export class Daemon {
     this.pinger = new Pinger({
       info: this.info, registry: this.registry, pacer: this.pacer, client, clock: this.clock.now,
       metrics: this.metrics, log, maxBatchWorkers: c.platform.maxBatchWorkers,
+      onAccepted: () => this.persistSoon(),
     });
     this.intake = new Intake({
       registry: this.registry, clock: this.clock.now, metrics: this.metrics, rejects: this.rejects, log,
-      onTransition: () => this.pinger.urgent(),
+      onTransition: (kind) => {
+        this.pinger.urgent();
+        // A restart can turn the old instance `lost`; a return takes a `lost` back.
+        if (kind === 'restarted' || kind === 'returned') this.persistSoon();
+      },
+      persist: () => this.journal.sync(),
     });
     this.nats = new NatsIngest(c.nats, this.intake, log);
     this.http = new HttpServer(log);
@@ -103,6 +115,15 @@ export class Daemon {
   /** Listens on HTTP, starts pinging, and connects to NATS in the background (readiness follows). */
   async start(): Promise<void> {
     this.state = 'starting';
+    try {
+      // Before anything can change the registry: lock the state dir, restore what the platform is owed.
+      const owed = await this.journal.open();
+      this.registry.restore(owed, this.clock.now());
+      if (owed.length > 0) this.log.info({ entries: owed.length }, 'restored unaccepted terminal states');
+    } catch (err) {
+      this.state = 'failed';
+      throw err;
+    }
     try {
       const addr = await this.http.listen(this.config.http.host, this.config.http.port);
       this.log.info({ address: addr.address, port: addr.port }, 'http listening');
@@ -135,6 +156,12 @@ export class Daemon {
       this.log.info(l, 'worker lost');
     }
     this.pinger.urgent();
+    this.persistSoon();
+  }
+
+  /** Journals terminal states (and acceptances) in the next group commit, without waiting for it. */
+  private persistSoon(): void {
+    this.journal.sync().catch((err: unknown) => this.log.error({ err }, 'state journal write failed'));
   }
 
   private scheduleHousekeeping(): void {
@@ -142,6 +169,7 @@ export class Daemon {
     this.tasks.push(
       cron.schedule(h.summaryCron, () => this.logSummary(), { name: 'summary', noOverlap: true }),
       cron.schedule(h.pruneCron, () => this.prune(), { name: 'prune', noOverlap: true }),
+      cron.schedule(h.compactCron, () => this.journal.compact().catch(() => undefined), { name: 'compact', noOverlap: true }),
     );
   }
 
@@ -180,6 +208,8 @@ export class Daemon {
   }
 
   private async doStop(): Promise<void> {
+    // A daemon that failed to start (say, its state dir is locked by another) never pinged: no final ping.
+    const started = this._state === 'running';
     this.state = 'stopping';
     const deadline = this.clock.now().mono + this.config.shutdownTimeoutMs;
     const step = async (name: string, fn: () => unknown) => {
@@ -198,7 +228,8 @@ export class Daemon {
       for (const t of this.tasks) t.stop();
     });
     // Leave a little of the budget for closing the listener.
-    await step('final ping', () => this.pinger.stop(deadline - 200));
+    if (started) await step('final ping', () => this.pinger.stop(deadline - 200));
+    await step('close journal', () => this.journal.close());
     await step('close http', () => withDeadline(this.http.close(), 150));
     await step('flush logs', () => this.rejects.flush());
     this.state = 'stopped';

@@ -1,0 +1,374 @@
+/**
+ * The state journal: the `stopped` and `lost` entries the platform has not
+ * accepted yet survive kill -9 and restart (PROTOCOL.md 2.7).
+ *
+ * An append-only file of JSON lines, one record per line with its own CRC32:
+ *
+ *   {"c":"1a2b3c4d","r":{"op":"put","e":{...ping entry...}}}
+ *   {"c":"5e6f7a8b","r":{"op":"ack","worker":"w1","instance":"i1"}}
+ *
+ * `sync()` diffs what must be durable (the registry's unaccepted terminal
+ * entries) against what the file already holds and appends only the
+ * difference. Writes are group-committed: every `sync()` asked for while a
+ * commit is being written joins the next one, so a burst of events costs one
+ * write and one fdatasync, never one full rewrite per event. Compaction
+ * rewrites the live set to a temporary file, fsyncs it, renames it over the
+ * journal and fsyncs the directory; it runs on a cron schedule (the daemon's)
+ * and whenever the appended records outgrow the live set.
+ *
+ * Reading is forgiving: a torn last line (a crash mid-write), a bad checksum
+ * or a record that does not parse is dropped and counted, every whole record
+ * is kept, and the file is rewritten clean before anything is appended. A bad
+ * journal is a warning, never a crash loop.
+ */
+import { mkdir, open, readFile, rename, rm, type FileHandle } from 'node:fs/promises';
+import path from 'node:path';
+import { crc32 } from 'node:zlib';
+import type { Logger } from 'pino';
+import { PingWorker } from '../protocol/schemas.js';
+import { StateLock } from './state-lock.js';
+
+export const JOURNAL_FILE = 'terminals.jsonl';
+/** Default size of appended records that triggers a compaction (on top of the live set). */
+export const DEFAULT_COMPACT_BYTES = 4 * 1024 * 1024;
+
+export type JournalState = 'created' | 'opening' | 'open' | 'closing' | 'closed';
+
+export type JournalRecord =
+  | { op: 'put'; e: PingWorker }
+  | { op: 'ack'; worker: string; instance: string };
+
+export type DropReason = 'torn' | 'checksum' | 'json' | 'schema';
+
+export interface JournalOptions {
+  dir: string;
+  log: Logger;
+  /** Written into the lock file. */
+  instance: string;
+  /** What must be durable now: the registry's unaccepted terminal entries. */
+  source(): readonly PingWorker[];
+  /** Appended bytes (beyond the live set) that trigger a compaction. Default 4 MiB. */
+  compactBytes?: number;
+}
+
+export interface JournalStats {
+  /** Records appended (put + ack), since open. */
+  records: number;
+  /** Group commits written (each one write + one fdatasync). */
+  commits: number;
+  /** `sync()` calls served; `syncs / commits` is the batching factor. */
+  syncs: number;
+  compactions: number;
+  /** Current file size. */
+  bytes: number;
+  /** Entries the file holds. */
+  held: number;
+  /** Records dropped when the journal was read at open. */
+  dropped: number;
+}
+
+interface Held {
+  worker: string;
+  instance: string;
+  sig: string;
+}
+
+interface Waiter {
+  resolve(): void;
+  reject(err: unknown): void;
+}
+
+export class Journal {
+  readonly file: string;
+  private _state: JournalState = 'created';
+  private lock: StateLock | undefined;
+  private fh: FileHandle | undefined;
+  private held = new Map<string, Held>();
+  private waiters: Waiter[] = [];
+  private flushing: Promise<void> | undefined;
+  private compactWanted = false;
+  /** A failed write leaves the file's tail unknown: the next commit rewrites it whole. */
+  private broken = false;
+  /** File size right after the last rewrite: the live set. */
+  private baseBytes = 0;
+  private closing: Promise<void> | undefined;
+  private readonly compactBytes: number;
+  readonly stats: JournalStats = { records: 0, commits: 0, syncs: 0, compactions: 0, bytes: 0, held: 0, dropped: 0 };
+
+  constructor(private readonly o: JournalOptions) {
+    this.file = path.join(o.dir, JOURNAL_FILE);
+    this.compactBytes = o.compactBytes ?? DEFAULT_COMPACT_BYTES;
+  }
+
+  get state(): JournalState {
+    return this._state;
+  }
+
+  private set state(next: JournalState) {
+    this.o.log.debug({ from: this._state, to: next, file: this.file }, `journal ${next}`);
+    this._state = next;
+  }
+
+  /**
+   * Locks the state directory (throws `StateDirLockedError` if another daemon
+   * holds it), reads and repairs the journal, and returns the entries to restore.
+   */
+  async open(): Promise<PingWorker[]> {
+    if (this._state !== 'created') throw new Error(`journal is ${this._state}; open() runs once`);
+    this.state = 'opening';
+    const { dir, log } = this.o;
+    try {
+      await mkdir(dir, { recursive: true });
+      this.lock = StateLock.acquire(dir, this.o.instance);
+      if (this.lock.staleOwner !== undefined) {
+        log.warn({ dir, stale_pid: this.lock.staleOwner }, 'took over a stale state-dir lock (its daemon is gone)');
+      }
+      // A compaction interrupted before its rename left a temporary file; the journal itself is whole.
+      await rm(`${this.file}.tmp`, { force: true });
+      const entries = await this.read();
+      await this.rewrite(entries);
+      this.state = 'open';
+      log.info({ file: this.file, restored: entries.length, bytes: this.stats.bytes }, 'state journal open');
+      return entries;
+    } catch (err) {
+      await this.fh?.close().catch(() => undefined);
+      this.fh = undefined;
+      this.lock?.release();
+      this.state = 'closed';
+      throw err;
+    }
+  }
+
+  /**
+   * Resolves once every terminal entry the registry holds now is durable (and
+   * every accepted one is marked so). Calls made while a commit is being
+   * written share the next commit.
+   */
+  sync(): Promise<void> {
+    if (this._state !== 'open' && this._state !== 'closing') return Promise.resolve();
+    this.stats.syncs++;
+    return this.enqueue();
+  }
+
+  /** Rewrites the journal to just the live set (the cron job; also automatic on growth). */
+  compact(): Promise<void> {
+    if (this._state !== 'open') return Promise.resolve();
+    this.compactWanted = true;
+    return this.enqueue();
+  }
+
+  /** Writes what is owed, closes the file and releases the lock. Safe to call twice. */
+  close(): Promise<void> {
+    this.closing ??= this.doClose();
+    return this.closing;
+  }
+
+  private async doClose(): Promise<void> {
+    if (this._state !== 'open') {
+      this.state = 'closed';
+      return;
+    }
+    this.state = 'closing';
+    try {
+      await this.enqueue();
+    } catch (err) {
+      this.o.log.error({ err, file: this.file }, 'final journal write failed');
+    }
+    // Syncs asked for while closing are served before the file closes.
+    while (this.flushing) await this.flushing;
+    this._state = 'closed';
+    await this.fh?.close().catch(() => undefined);
+    this.fh = undefined;
+    this.lock?.release();
+    this.o.log.debug({ file: this.file, ...this.stats }, 'journal closed');
+  }
+
+  private enqueue(): Promise<void> {
+    return new Promise<void>((resolve, reject) => {
+      this.waiters.push({ resolve, reject });
+      this.flushing ??= this.drain();
+    });
+  }
+
+  private async drain(): Promise<void> {
+    // Let everything this turn of the event loop does join the commit.
+    await new Promise((r) => setImmediate(r));
+    while (this.waiters.length > 0) {
+      const batch = this.waiters;
+      this.waiters = [];
+      try {
+        if (this.compactWanted || this.broken) {
+          this.compactWanted = false;
+          await this.rewrite(this.o.source());
+          this.stats.compactions++;
+        } else {
+          await this.commit();
+        }
+        for (const w of batch) w.resolve();
+      } catch (err) {
+        this.broken = true;
+        this.o.log.error({ err, file: this.file }, 'state journal write failed; the next write rewrites it whole');
+        for (const w of batch) w.reject(err);
+      }
+    }
+    this.flushing = undefined;
+  }
+
+  /** Appends the difference between the registry and the file, then one fdatasync. */
+  private async commit(): Promise<void> {
+    const lines: string[] = [];
+    const seen = new Set<string>();
+    for (const e of this.o.source()) {
+      const k = keyOf(e.worker, e.instance);
+      seen.add(k);
+      const sig = signature(e);
+      if (this.held.get(k)?.sig === sig) continue;
+      this.held.set(k, { worker: e.worker, instance: e.instance, sig });
+      lines.push(encodeRecord({ op: 'put', e }));
+    }
+    for (const [k, h] of this.held) {
+      if (seen.has(k)) continue;
+      this.held.delete(k);
+      lines.push(encodeRecord({ op: 'ack', worker: h.worker, instance: h.instance }));
+    }
+    this.stats.held = this.held.size;
+    if (lines.length === 0) return;
+    const data = lines.join('');
+    const fh = this.fh;
+    if (fh === undefined) throw new Error('journal file is not open');
+    await fh.appendFile(data);
+    await fh.datasync();
+    this.stats.records += lines.length;
+    this.stats.commits++;
+    this.stats.bytes += Buffer.byteLength(data);
+    if (this.stats.bytes - this.baseBytes > Math.max(this.compactBytes, this.baseBytes)) {
+      this.compactWanted = true;
+      this.waiters.push({ resolve: () => undefined, reject: () => undefined });
+    }
+  }
+
+  /** Temp file, fsync, rename over the journal, fsync the directory; then append to the new file. */
+  private async rewrite(entries: readonly PingWorker[]): Promise<void> {
+    const held = new Map<string, Held>();
+    const data = entries
+      .map((e) => {
+        held.set(keyOf(e.worker, e.instance), { worker: e.worker, instance: e.instance, sig: signature(e) });
+        return encodeRecord({ op: 'put', e });
+      })
+      .join('');
+    const tmp = `${this.file}.tmp`;
+    const out = await open(tmp, 'w', 0o644);
+    try {
+      await out.writeFile(data);
+      await out.sync();
+    } finally {
+      await out.close();
+    }
+    await this.fh?.close().catch(() => undefined);
+    this.fh = undefined;
+    await rename(tmp, this.file);
+    await syncDir(this.o.dir);
+    this.fh = await open(this.file, 'a', 0o644);
+    this.held = held;
+    this.broken = false;
+    this.baseBytes = this.stats.bytes = Buffer.byteLength(data);
+    this.stats.held = held.size;
+  }
+
+  /** Replays the journal: puts and acks by key, every damaged line dropped and counted. */
+  private async read(): Promise<PingWorker[]> {
+    let buf: Buffer;
+    try {
+      buf = await readFile(this.file);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return [];
+      throw new Error(`cannot read the state journal ${this.file}: ${(err as Error).message}`);
+    }
+    const live = new Map<string, PingWorker>();
+    const dropped: Partial<Record<DropReason, number>> = {};
+    const samples: { line: number; why: DropReason }[] = [];
+    let start = 0;
+    let lineNo = 0;
+    while (start < buf.length) {
+      const nl = buf.indexOf(0x0a, start);
+      const end = nl === -1 ? buf.length : nl;
+      lineNo++;
+      const text = buf.toString('utf8', start, end);
+      start = end + 1;
+      if (text.trim() === '') continue;
+      const out = nl === -1 ? ({ ok: false, why: 'torn' } as const) : decodeLine(text);
+      if (!out.ok) {
+        dropped[out.why] = (dropped[out.why] ?? 0) + 1;
+        if (samples.length < 10) samples.push({ line: lineNo, why: out.why });
+        continue;
+      }
+      const r = out.record;
+      if (r.op === 'put') live.set(keyOf(r.e.worker, r.e.instance), r.e);
+      else live.delete(keyOf(r.worker, r.instance));
+    }
+    const total = Object.values(dropped).reduce((n, c) => n + c, 0);
+    this.stats.dropped = total;
+    if (total > 0) {
+      this.o.log.warn(
+        { file: this.file, dropped, samples, kept: live.size, lines: lineNo },
+        `state journal: dropped ${total} damaged record(s), kept every whole one`,
+      );
+    }
+    return [...live.values()];
+  }
+}
+
+/** worker ids never contain `/`, so this key is unambiguous. */
+function keyOf(worker: string, instance: string): string {
+  return `${worker}/${instance}`;
+}
+
+/** What makes a stored entry out of date. */
+function signature(e: PingWorker): string {
+  return `${e.state}|${e.since}|${e.seq}|${e.beats}|${e.reason ?? ''}`;
+}
+
+const hex = (n: number) => n.toString(16).padStart(8, '0');
+
+export function encodeRecord(r: JournalRecord): string {
+  const body = JSON.stringify(r);
+  return `{"c":"${hex(crc32(body))}","r":${body}}\n`;
+}
+
+const HEAD = '{"c":"';
+const MID = '","r":';
+
+export function decodeLine(line: string): { ok: true; record: JournalRecord } | { ok: false; why: DropReason } {
+  const crcEnd = HEAD.length + 8;
+  if (!line.startsWith(HEAD) || line.slice(crcEnd, crcEnd + MID.length) !== MID || !line.endsWith('}')) {
+    return { ok: false, why: 'json' };
+  }
+  const body = line.slice(crcEnd + MID.length, -1);
+  if (hex(crc32(body)) !== line.slice(HEAD.length, crcEnd)) return { ok: false, why: 'checksum' };
+  let r: unknown;
+  try {
+    r = JSON.parse(body);
+  } catch {
+    return { ok: false, why: 'json' };
+  }
+  if (typeof r !== 'object' || r === null) return { ok: false, why: 'schema' };
+  const rec = r as Record<string, unknown>;
+  if (rec.op === 'put') {
+    const e = PingWorker.safeParse(rec.e);
+    if (!e.success || (e.data.state !== 'stopped' && e.data.state !== 'lost')) return { ok: false, why: 'schema' };
+    return { ok: true, record: { op: 'put', e: e.data } };
+  }
+  if (rec.op === 'ack' && typeof rec.worker === 'string' && typeof rec.instance === 'string') {
+    return { ok: true, record: { op: 'ack', worker: rec.worker, instance: rec.instance } };
+  }
+  return { ok: false, why: 'schema' };
+}
+
+async function syncDir(dir: string): Promise<void> {
+  const fh = await open(dir, 'r');
+  try {
+    await fh.sync();
+  } finally {
+    await fh.close();
+  }
+}

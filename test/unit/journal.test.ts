@@ -1,0 +1,251 @@
+import { spawn } from 'node:child_process';
+import { appendFileSync, existsSync, mkdtempSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { Writable } from 'node:stream';
+import { afterEach, describe, expect, it } from 'vitest';
+import { createLogger } from '../../src/daemon/logger.js';
+import { JOURNAL_FILE, Journal, decodeLine, encodeRecord } from '../../src/daemon/journal.js';
+import { LOCK_FILE, StateDirLockedError } from '../../src/daemon/state-lock.js';
+import type { PingWorker } from '../../src/protocol/schemas.js';
+
+function entry(worker: string, state: 'stopped' | 'lost' = 'stopped', extra: Partial<PingWorker> = {}): PingWorker {
+  return {
+    worker, instance: `${worker}-i1`, state, since: 1_700_000_000_000, first_seen: 1_699_999_000_000,
+    last_seen: 1_699_999_999_000, beats: 3, seq: 42, interval_ms: 1000, reason: state === 'lost' ? 'heartbeat_timeout' : 'SIGTERM',
+    ...extra,
+  };
+}
+
+const open: Journal[] = [];
+afterEach(async () => {
+  await Promise.all(open.splice(0).map((j) => j.close()));
+});
+
+function setup(dir = mkdtempSync(path.join(tmpdir(), 'hbagg-journal-')), compactBytes?: number) {
+  const owed = new Map<string, PingWorker>();
+  const logs: Record<string, unknown>[] = [];
+  const sink = new Writable({
+    write(chunk: Buffer, _e, done) {
+      for (const line of chunk.toString().split('\n')) if (line) logs.push(JSON.parse(line) as Record<string, unknown>);
+      done();
+    },
+  });
+  const journal = new Journal({
+    dir, log: createLogger('debug', sink), instance: 'test', compactBytes, source: () => [...owed.values()],
+  });
+  open.push(journal);
+  const put = (e: PingWorker) => owed.set(`${e.worker}/${e.instance}`, e);
+  const ack = (e: PingWorker) => owed.delete(`${e.worker}/${e.instance}`);
+  return { dir, file: path.join(dir, JOURNAL_FILE), journal, owed, put, ack, logs };
+}
+
+describe('the state journal', () => {
+  it('gives back after a reopen exactly the entries still owed', async () => {
+    const a = setup();
+    expect(await a.journal.open()).toEqual([]);
+    const [s1, s2, l1] = [entry('s1'), entry('s2'), entry('l1', 'lost')];
+    a.put(s1);
+    a.put(s2);
+    a.put(l1);
+    await a.journal.sync();
+    a.ack(s2);
+    await a.journal.sync();
+    // No close: a crash leaves the file as the last fdatasync left it.
+    const b = setup(a.dir);
+    await a.journal.close(); // (only to release the in-process lock; it writes nothing new)
+    const restored = await b.journal.open();
+    expect(restored.sort((x, y) => x.worker.localeCompare(y.worker))).toEqual([l1, s1]);
+  });
+
+  it('keeps the latest state of an entry that changed, and forgets one that came back', async () => {
+    const a = setup();
+    await a.journal.open();
+    const lost = entry('w', 'lost');
+    a.put(lost);
+    await a.journal.sync();
+    const stopped = { ...lost, state: 'stopped' as const, reason: 'SIGTERM', since: lost.since + 5 };
+    a.put(stopped);
+    a.put(entry('back', 'lost'));
+    await a.journal.sync();
+    a.ack(entry('back', 'lost'));
+    await a.journal.sync();
+    await a.journal.close();
+    const b = setup(a.dir);
+    expect(await b.journal.open()).toEqual([stopped]);
+  });
+
+  it('group-commits a burst: 500 syncs in one tick cost one write and one fdatasync', async () => {
+    const a = setup();
+    await a.journal.open();
+    const waits: Promise<void>[] = [];
+    for (let i = 0; i < 500; i++) {
+      a.put(entry(`w${i}`));
+      waits.push(a.journal.sync());
+    }
+    await Promise.all(waits);
+    expect(a.journal.stats.commits).toBe(1);
+    expect(a.journal.stats.records).toBe(500);
+    expect(a.journal.stats.syncs).toBe(500);
+    // Nothing changed: a sync writes nothing.
+    await a.journal.sync();
+    expect(a.journal.stats.commits).toBe(1);
+  });
+
+  it('syncs asked for while a commit is being written share the next commit', async () => {
+    const a = setup();
+    await a.journal.open();
+    a.put(entry('first'));
+    const first = a.journal.sync();
+    await new Promise((r) => setImmediate(r)); // the first commit has started writing
+    const later: Promise<void>[] = [];
+    for (let i = 0; i < 50; i++) {
+      a.put(entry(`later${i}`));
+      later.push(a.journal.sync());
+    }
+    await Promise.all([first, ...later]);
+    expect(a.journal.stats.commits).toBe(2);
+    expect(a.journal.stats.records).toBe(51);
+  });
+
+  it('drops a torn last line, keeps every whole record, logs what it dropped, and rewrites the file clean', async () => {
+    const a = setup();
+    await a.journal.open();
+    a.put(entry('a'));
+    a.put(entry('b', 'lost'));
+    await a.journal.sync();
+    await a.journal.close();
+    const torn = encodeRecord({ op: 'put', e: entry('c') });
+    appendFileSync(a.file, torn.slice(0, torn.length - 20)); // kill -9 in the middle of a write
+    const b = setup(a.dir);
+    const restored = await b.journal.open();
+    expect(restored.map((e) => e.worker).sort()).toEqual(['a', 'b']);
+    for (const e of restored) b.put(e); // as the daemon restores them into its registry
+    expect(b.journal.stats.dropped).toBe(1);
+    const warn = b.logs.find((l) => String(l.msg).includes('dropped 1 damaged'));
+    expect(warn?.dropped).toEqual({ torn: 1 });
+    // The torn tail is gone, so the next append starts on a fresh line.
+    const lines = readFileSync(b.file, 'utf8').split('\n').filter(Boolean);
+    expect(lines.every((l) => decodeLine(l).ok)).toBe(true);
+    b.put(entry('d'));
+    await b.journal.sync();
+    await b.journal.close();
+    const c = setup(a.dir);
+    expect((await c.journal.open()).map((e) => e.worker).sort()).toEqual(['a', 'b', 'd']);
+    expect(c.journal.stats.dropped).toBe(0);
+  });
+
+  it('drops records with a bad checksum, bad JSON or a bad shape anywhere in the file', async () => {
+    const a = setup();
+    const good = [entry('g1'), entry('g2', 'lost'), entry('g3')];
+    const flipped = encodeRecord({ op: 'put', e: entry('flip') }).replace('"seq":42', '"seq":43');
+    const badShape = encodeRecord({ op: 'put', e: { ...entry('shape'), state: 'active' } });
+    const unknownOp = `{"c":"00000000","r":{"op":"nope"}}\n`;
+    writeFileSync(
+      a.file,
+      encodeRecord({ op: 'put', e: good[0]! }) + flipped + 'not json at all\n' + encodeRecord({ op: 'put', e: good[1]! }) +
+        badShape + unknownOp + '\u0000\u0000\u0000\n' + encodeRecord({ op: 'put', e: good[2]! }),
+    );
+    const restored = await a.journal.open();
+    expect(restored.map((e) => e.worker).sort()).toEqual(['g1', 'g2', 'g3']);
+    expect(a.journal.stats.dropped).toBe(5);
+  });
+
+  it('opens a journal of pure garbage with nothing restored instead of crashing', async () => {
+    const a = setup();
+    const bytes = Buffer.alloc(64 * 1024);
+    for (let i = 0; i < bytes.length; i++) bytes[i] = (i * 2654435761) >>> 24;
+    writeFileSync(a.file, bytes);
+    expect(await a.journal.open()).toEqual([]);
+    expect(a.journal.stats.dropped).toBeGreaterThan(0);
+    expect(statSync(a.file).size).toBe(0);
+  });
+
+  it('removes a temporary file left by a compaction that crashed before its rename', async () => {
+    const a = setup();
+    writeFileSync(`${a.file}.tmp`, 'half a compaction');
+    writeFileSync(a.file, encodeRecord({ op: 'put', e: entry('kept') }));
+    expect((await a.journal.open()).map((e) => e.worker)).toEqual(['kept']);
+    expect(existsSync(`${a.file}.tmp`)).toBe(false);
+  });
+
+  it('compacts to the live set on demand and by itself when appended records outgrow it', async () => {
+    const a = setup(undefined, 16 * 1024);
+    await a.journal.open();
+    // 2,000 entries that go lost and are accepted one by one: a journal that only appended would hold 4,000 records.
+    for (let i = 0; i < 2000; i++) {
+      const e = entry(`w${i}`, 'lost');
+      a.put(e);
+      await a.journal.sync();
+      a.ack(e);
+      await a.journal.sync();
+    }
+    a.put(entry('still-owed'));
+    await a.journal.sync();
+    expect(a.journal.stats.compactions).toBeGreaterThan(5);
+    expect(statSync(a.file).size).toBeLessThan(2 * 16 * 1024 + 1024);
+    await a.journal.compact();
+    expect(readFileSync(a.file, 'utf8').split('\n').filter(Boolean)).toHaveLength(1);
+    await a.journal.close();
+    const b = setup(a.dir);
+    expect((await b.journal.open()).map((e) => e.worker)).toEqual(['still-owed']);
+  });
+
+  it('is a no-op before open and after close, and close is safe to call twice', async () => {
+    const a = setup();
+    await a.journal.sync();
+    await a.journal.open();
+    await Promise.all([a.journal.close(), a.journal.close()]);
+    await a.journal.sync();
+    expect(a.journal.state).toBe('closed');
+  });
+});
+
+describe('the state-dir lock', () => {
+  it('refuses a second journal on the same dir, naming the dir and the pid, until the first closes', async () => {
+    const a = setup();
+    await a.journal.open();
+    const b = setup(a.dir);
+    const err = await b.journal.open().catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(StateDirLockedError);
+    expect(String((err as Error).message)).toContain(a.dir);
+    expect(String((err as Error).message)).toContain(`pid ${process.pid}`);
+    expect(b.journal.state).toBe('closed');
+    await a.journal.close();
+    expect(existsSync(path.join(a.dir, LOCK_FILE))).toBe(false);
+    const c = setup(a.dir);
+    await c.journal.open();
+  });
+
+  it('refuses a dir locked by another live process', async () => {
+    const child = spawn(process.execPath, ['-e', 'setTimeout(() => {}, 30000)'], { stdio: 'ignore' });
+    try {
+      const a = setup();
+      writeFileSync(path.join(a.dir, LOCK_FILE), `${JSON.stringify({ pid: child.pid, host: 'h' })}\n`);
+      const err = await a.journal.open().catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(StateDirLockedError);
+      expect((err as StateDirLockedError).pid).toBe(child.pid);
+    } finally {
+      child.kill('SIGKILL');
+    }
+  });
+
+  it('takes over the lock of a dead daemon (kill -9) and says so', async () => {
+    const child = spawn(process.execPath, ['-e', ''], { stdio: 'ignore' });
+    const deadPid = child.pid!;
+    await new Promise((r) => child.once('exit', r));
+    const a = setup();
+    writeFileSync(path.join(a.dir, LOCK_FILE), `${JSON.stringify({ pid: deadPid })}\n`);
+    await a.journal.open();
+    expect(a.logs.some((l) => l.stale_pid === deadPid)).toBe(true);
+    const held = JSON.parse(readFileSync(path.join(a.dir, LOCK_FILE), 'utf8')) as { pid: number };
+    expect(held.pid).toBe(process.pid);
+  });
+
+  it('takes over an empty or unreadable lock file (a crash between create and write)', async () => {
+    const a = setup();
+    writeFileSync(path.join(a.dir, LOCK_FILE), '');
+    await a.journal.open();
+    expect(a.journal.state).toBe('open');
+  });
+});
