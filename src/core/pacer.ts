@@ -50,8 +50,10 @@ export class Pacer {
 
   /** A worker appeared, started draining, stopped, went lost or came back. */
   transition(now: number): void {
+    // The gap is reset by the ping that carries the change (start()): reset here, it
+    // would make the ping due at once when the last one is older than min_interval_ms,
+    // and the rest of the burst would need a second ping.
     this.changed = true;
-    this.gapMs = this.opts.minIntervalMs;
     // Half the window: the ping goes out well inside urgent_flush_ms, and a burst still shares it.
     const at = now + Math.floor(this.opts.urgentFlushMs / 2);
     if (at < this.urgentAt) this.urgentAt = at;
@@ -71,6 +73,7 @@ export class Pacer {
     this.urgentAt = Infinity;
     this.sentChanged = this.changed;
     this.changed = false;
+    if (this.sentChanged) this.gapMs = this.opts.minIntervalMs;
     const next = this.sentChanged ? this.gapMs : Math.min(this.gapMs * 2, this.opts.maxIntervalMs);
     return Math.max(this.quietGap(next), this.opts.requestTimeoutMs) + PROMISE_SLACK_MS;
   }
