@@ -40,6 +40,8 @@ export class Pacer {
   private holdRequested = false;
   private urgentAt = Infinity;
   private lastStart = -Infinity;
+  /** When the last ping promised the next one by (without the slack). */
+  private promisedBy = Infinity;
   private changed = false;
   private sentChanged = false;
   private inFlight = false;
@@ -63,7 +65,9 @@ export class Pacer {
   dueAt(): number {
     if (this.inFlight) return Infinity;
     if (this.failures > 0) return this.holdUntil;
-    return Math.max(Math.min(this.lastStart + this.quietGap(this.gapMs), this.urgentAt), this.holdUntil);
+    // A floor raised by the last answer applies from the next promise on: this one is kept.
+    const quietAt = Math.min(this.lastStart + this.quietGap(this.gapMs), this.promisedBy);
+    return Math.max(Math.min(quietAt, this.urgentAt), this.holdUntil);
   }
 
   /** A ping starts now; returns the `next_ping_within_ms` it may promise. */
@@ -75,7 +79,9 @@ export class Pacer {
     this.changed = false;
     if (this.sentChanged) this.gapMs = this.opts.minIntervalMs;
     const next = this.sentChanged ? this.gapMs : Math.min(this.gapMs * 2, this.opts.maxIntervalMs);
-    return Math.max(this.quietGap(next), this.opts.requestTimeoutMs) + PROMISE_SLACK_MS;
+    const within = Math.max(this.quietGap(next), this.opts.requestTimeoutMs);
+    this.promisedBy = now + within;
+    return within + PROMISE_SLACK_MS;
   }
 
   /** The ping (all its parts) ended with `outcome`; `rand` returns [0, 1). */
