@@ -87,6 +87,8 @@ export class Daemon {
       info: this.info, registry: this.registry, pacer: this.pacer, client, clock: this.clock.now,
       metrics: this.metrics, log, maxBatchWorkers: c.platform.maxBatchWorkers,
       onAccepted: () => this.persistSoon(),
+      // Never report a terminal state that a crash could take back; a slow or failing disk delays a ping by 1 s at most.
+      beforeSend: () => withDeadline(this.journal.sync().catch(() => undefined), 1_000),
     });
     this.intake = new Intake({
       registry: this.registry, clock: this.clock.now, metrics: this.metrics, rejects: this.rejects, log,

@@ -22,6 +22,8 @@ export interface PingerDeps {
   maxBatchWorkers: number;
   /** Called after a ping part is accepted (the journal records what was delivered). */
   onAccepted?(): void;
+  /** Awaited before a ping is sent: makes the terminal states it carries durable first (the journal). */
+  beforeSend?(): Promise<void>;
 }
 
 export interface LastPing {
@@ -113,6 +115,7 @@ export class Pinger {
     const start = clock();
     const promise = pacer.start(start.mono);
     const { workers, sent } = registry.collect();
+    await this.d.beforeSend?.();
     const seq = ++this.seq;
     const parts = buildPing(this.d.info, {
       seq, workers, sent, partSize: this.partSize, sentAt: start.wall, nextPingWithinMs: promise, final,
