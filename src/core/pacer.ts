@@ -134,12 +134,18 @@ export class Pacer {
   }
 }
 
+/** The three HTTP-date forms of RFC 9110 5.6.7: IMF-fixdate, RFC 850 and asctime. */
+const HTTP_DATE = /^(Mon|Tue|Wed|Thu|Fri|Sat|Sun)[a-z]*,? [\w -]+ \d{2}:\d{2}:\d{2}( \d{4})?( GMT)?$/;
+
 /** Retry-After as delta-seconds or an HTTP date, in ms from `nowWall`; undefined if absent or unreadable. */
 export function parseRetryAfter(value: string | null | undefined, nowWall: number): number | undefined {
   if (value === null || value === undefined) return undefined;
   const v = value.trim();
   if (/^\d+$/.test(v)) return Number(v) * 1000;
-  const date = Date.parse(v);
+  // Date.parse alone reads "-5", "1.5" or "abc 12" as dates in 2001: a zero wait, a retry storm.
+  if (!HTTP_DATE.test(v)) return undefined;
+  // HTTP dates are GMT; asctime() carries no zone and would be read as local time.
+  const date = Date.parse(/GMT$/.test(v) ? v : `${v} GMT`);
   if (Number.isNaN(date)) return undefined;
   return Math.max(0, date - nowWall);
 }
