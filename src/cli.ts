@@ -1,18 +1,25 @@
 #!/usr/bin/env node
 /**
- * `hbagg run | check-config`. Signals are handled here and only here:
+ * `hbagg run | check-config | demo | receive`. Signals are handled here and only here:
  * components expose `stop()`.
  */
 import { parseArgs } from 'node:util';
 import { ConfigError, loadConfig, redactConfig } from './config/index.js';
 import { Daemon, VERSION } from './daemon/daemon.js';
 import { createLogger } from './daemon/logger.js';
+import { Demo, formatSummary } from './demo/demo.js';
+import { NatsUnavailableError } from './demo/nats.js';
+import { formatEvent, startReceiver } from './receiver/index.js';
 
 const USAGE = `hbagg ${VERSION}: batched heartbeat aggregator
 
 usage:
   hbagg run [--config FILE]           run the daemon in the foreground (JSON logs on stdout)
   hbagg check-config [--config FILE]  print the effective config (secrets redacted) or every bad key
+  hbagg demo [--duration SECONDS] [--workers N] [--nats URL] [--log FILE]
+                                      see it work: NATS, the daemon, simulated workers and a platform in one process
+  hbagg receive [--port N] [--host HOST] [--next-interval-ms N] [--token TOKEN] [--json]
+                                      the reference platform receiver: validates pings, prints what it learns
   hbagg --version
 
 Settings come from the config file, then HBAGG_* environment variables (which win).
@@ -28,6 +35,9 @@ async function main(argv: string[]): Promise<number> {
     console.log(USAGE);
     return command === undefined ? 2 : 0;
   }
+  // These two take flags of their own.
+  if (command === 'demo') return demo(rest);
+  if (command === 'receive') return receive(rest);
   let values: { config?: string };
   try {
     ({ values } = parseArgs({ args: rest, options: { config: { type: 'string', short: 'c' } }, strict: true }));
@@ -102,6 +112,109 @@ async function run(file: string | undefined): Promise<number> {
   const code = await stopped;
   log.flush();
   return code;
+}
+
+/** An integer flag in [min, max], or an error message. */
+function intFlag(name: string, text: string | undefined, min: number, max: number): number | string | undefined {
+  if (text === undefined) return undefined;
+  const n = Number(text);
+  return Number.isInteger(n) && n >= min && n <= max ? n : `--${name} expects an integer from ${min} to ${max}, got ${JSON.stringify(text)}`;
+}
+
+function flags<T extends Record<string, { type: 'string' | 'boolean' }>>(command: string, args: string[], options: T) {
+  try {
+    return parseArgs({ args, options, strict: true, allowPositionals: false }).values;
+  } catch (err) {
+    console.error(`hbagg ${command}: ${(err as Error).message}\n\n${USAGE}`);
+    return undefined;
+  }
+}
+
+async function demo(args: string[]): Promise<number> {
+  const values = flags('demo', args, {
+    duration: { type: 'string' }, workers: { type: 'string' }, nats: { type: 'string' }, log: { type: 'string' },
+  });
+  if (!values) return 2;
+  const duration = intFlag('duration', values.duration, 1, 86_400);
+  const workers = intFlag('workers', values.workers, 1, 100);
+  for (const bad of [duration, workers]) {
+    if (typeof bad === 'string') {
+      console.error(`hbagg demo: ${bad}`);
+      return 2;
+    }
+  }
+  const d = new Demo({
+    durationMs: typeof duration === 'number' ? duration * 1000 : undefined,
+    workers: typeof workers === 'number' ? workers : undefined,
+    natsUrl: values.nats,
+    logFile: values.log,
+  });
+  let firstSignal: number | undefined;
+  const onSignal = () => {
+    if (firstSignal !== undefined) {
+      // npx and tsx pass the terminal's Ctrl-C on, so one press can arrive twice: only a later one forces.
+      if (Date.now() - firstSignal > 1_000 && d.state !== 'stopped') process.exit(130);
+      return;
+    }
+    firstSignal = Date.now();
+    // The hard deadline: whatever hangs, the demo ends.
+    setTimeout(() => process.exit(1), 15_000).unref();
+    void d.stop();
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+  try {
+    await d.start();
+  } catch (err) {
+    if (err instanceof NatsUnavailableError) {
+      console.error(err.message);
+      return 2;
+    }
+    throw err;
+  }
+  const summary = await d.done;
+  process.stdout.write(formatSummary(summary));
+  return 0;
+}
+
+async function receive(args: string[]): Promise<number> {
+  const values = flags('receive', args, {
+    port: { type: 'string' }, host: { type: 'string' }, 'next-interval-ms': { type: 'string' },
+    token: { type: 'string' }, json: { type: 'boolean' },
+  });
+  if (!values) return 2;
+  const port = intFlag('port', values.port ?? '8080', 0, 65_535);
+  const next = intFlag('next-interval-ms', values['next-interval-ms'], 0, 86_400_000);
+  for (const bad of [port, next]) {
+    if (typeof bad === 'string') {
+      console.error(`hbagg receive: ${bad}`);
+      return 2;
+    }
+  }
+  const host = values.host ?? '127.0.0.1';
+  const json = values.json === true;
+  let r;
+  try {
+    r = await startReceiver({
+      port: port as number,
+      host,
+      nextIntervalMs: typeof next === 'number' ? next : undefined,
+      token: values.token ?? process.env['HBAGG_RECEIVER_TOKEN'],
+      onEvent: (e) => console.log(json ? JSON.stringify(e) : `${new Date(e.at).toISOString()} ${formatEvent(e)}`),
+    });
+  } catch (err) {
+    console.error(`hbagg receive: cannot listen on ${host}:${String(port)}: ${(err as Error).message}`);
+    return 1;
+  }
+  console.error(`hbagg receive: listening on http://${host.includes(':') ? `[${host}]` : host}:${r.port}; POST pings to any path (GET /v1/nodes shows what it knows)`);
+  await new Promise<void>((resolve) => {
+    process.once('SIGINT', () => resolve());
+    process.once('SIGTERM', () => resolve());
+  });
+  await r.close();
+  const s = r.stats();
+  console.error(`hbagg receive: stopped after ${s.pings} pings (${s.rejected} rejected, ${s.duplicates} repeated)`);
+  return 0;
 }
 
 main(process.argv.slice(2)).then(

@@ -1,0 +1,351 @@
+/**
+ * `hbagg demo`: the whole picture in one process. A NATS server (found or
+ * started), the reference receiver as the platform, a real `Daemon`, and
+ * simulated workers that beat, get busy, shut down gracefully, crash and
+ * restart, following `script.ts`. Signals are the CLI's business: it calls
+ * `stop()`.
+ */
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { performance } from 'node:perf_hooks';
+import { pino, type Logger } from 'pino';
+import { loadConfig } from '../config/index.js';
+import { Daemon } from '../daemon/daemon.js';
+import { createLogger } from '../daemon/logger.js';
+import { formatEvent, startReceiver, type Receiver, type ReceiverEvent } from '../receiver/index.js';
+import { findOrStartNats, type NatsSource } from './nats.js';
+import { actsOfCycle, type Act } from './script.js';
+import { SimWorker } from './sim-worker.js';
+import { Screen, reduction, seconds, type DemoSnapshot, type ScreenOutput } from './view.js';
+
+/** Lifecycle of a demo run. */
+export type DemoState = 'created' | 'starting' | 'running' | 'stopping' | 'stopped';
+
+export interface DemoOptions {
+  /** Stop by itself after this long. Default: run until `stop()`. */
+  durationMs?: number;
+  /** Simulated workers. Default 8. */
+  workers?: number;
+  /** Use this NATS server instead of looking for one. */
+  natsUrl?: string;
+  /** Write the daemon's JSON log here (default: no daemon log). */
+  logFile?: string;
+  /** Where the view goes (default process.stdout). */
+  out?: ScreenOutput;
+  /** How often simulated workers beat. Default 500. */
+  beatIntervalMs?: number;
+}
+
+export interface DemoSummary {
+  elapsedMs: number;
+  workers: number;
+  nats: string;
+  /** Beats the simulated workers sent. */
+  beatsSent: number;
+  /** Beats the daemon accepted. */
+  beatsIn: number;
+  /** Pings the receiver accepted. */
+  pingsOut: number;
+  /** Sum of `beats` over the pings the receiver accepted. */
+  beatsReported: number;
+  /** Pings the receiver refused (expected: 0). */
+  pingsRejected: number;
+  intervalMs: number;
+  /** What the receiver saw, by `type.change`. */
+  transitions: Record<string, number>;
+}
+
+const MIN_INTERVAL_MS = 1_000;
+const MAX_INTERVAL_MS = 8_000;
+const REFRESH_MS = 250;
+
+export class Demo {
+  private _state: DemoState = 'created';
+  private readonly out: ScreenOutput;
+  private readonly workerCount: number;
+  private nats: NatsSource | undefined;
+  private receiver: Receiver | undefined;
+  private daemon: Daemon | undefined;
+  private log: Logger | undefined;
+  private stateDir: string | undefined;
+  private screen: Screen | undefined;
+  private sims: SimWorker[] = [];
+  private readonly recent: string[] = [];
+  private startedAt = 0;
+  private refresh: NodeJS.Timeout | undefined;
+  private deadline: NodeJS.Timeout | undefined;
+  private director: NodeJS.Timeout | undefined;
+  private cycle = 0;
+  private pending: Act[] = [];
+  private readonly acts = new Set<Promise<void>>();
+  private starting: Promise<void> | undefined;
+  private stopping: Promise<DemoSummary> | undefined;
+  private resolveDone!: (s: DemoSummary) => void;
+  /** Resolves with the summary once the demo has stopped (by `stop()` or its duration). */
+  readonly done: Promise<DemoSummary>;
+
+  constructor(private readonly opts: DemoOptions = {}) {
+    this.out = opts.out ?? process.stdout;
+    this.workerCount = opts.workers ?? 8;
+    if (!Number.isInteger(this.workerCount) || this.workerCount < 1 || this.workerCount > 100) {
+      throw new RangeError(`workers must be an integer from 1 to 100, got ${this.workerCount}`);
+    }
+    this.done = new Promise((resolve) => (this.resolveDone = resolve));
+  }
+
+  get state(): DemoState {
+    return this._state;
+  }
+
+  /** Finds NATS and starts everything; throws `NatsUnavailableError` when there is no NATS to be had. */
+  start(): Promise<void> {
+    this.starting ??= this.doStart();
+    return this.starting;
+  }
+
+  private async doStart(): Promise<void> {
+    this._state = 'starting';
+    this.startedAt = performance.now();
+    // Before the parts start, so the first events (the node appearing) are shown too.
+    this.screen = new Screen(this.out);
+    try {
+      await this.startParts();
+    } catch (err) {
+      await this.teardown();
+      this.screen.end();
+      this._state = 'stopped';
+      throw err;
+    }
+    // stop() was called while starting: it tears down once this returns.
+    if (this.stopping) return;
+    this._state = 'running';
+    this.refresh = setInterval(() => void this.draw(), REFRESH_MS);
+    this.director = setInterval(() => this.direct(), 100);
+    if (this.opts.durationMs !== undefined) this.deadline = setTimeout(() => void this.stop(), this.opts.durationMs);
+    await this.draw();
+  }
+
+  private async startParts(): Promise<void> {
+    this.nats = await findOrStartNats({ url: this.opts.natsUrl });
+    const how = { given: 'as given', found: 'found running', started: 'started for the demo' }[this.nats.kind];
+    this.say(`nats      ${this.nats.url} (${how})`);
+
+    this.receiver = await startReceiver({ onEvent: (e) => this.onEvent(e) });
+    this.say(`platform  ${this.receiver.url}/v1/heartbeats (the reference receiver, in process)`);
+
+    this.stateDir = mkdtempSync(path.join(tmpdir(), 'hbagg-demo-'));
+    const prefix = `hbdemo.${randomBytes(4).toString('hex')}`;
+    const cfg = loadConfig({
+      env: {
+        HBAGG_NODE_ID: 'demo-node',
+        HBAGG_NATS_URL: this.nats.url,
+        HBAGG_SUBJECT_PREFIX: prefix,
+        HBAGG_PLATFORM_URL: `${this.receiver.url}/v1/heartbeats`,
+        HBAGG_HTTP_LISTEN: '127.0.0.1:0',
+        HBAGG_STATE_DIR: this.stateDir,
+        HBAGG_MIN_INTERVAL_MS: String(MIN_INTERVAL_MS),
+        HBAGG_MAX_INTERVAL_MS: String(MAX_INTERVAL_MS),
+        HBAGG_SHUTDOWN_TIMEOUT_MS: '3000',
+        HBAGG_LOG_LEVEL: this.opts.logFile ? 'info' : 'silent',
+      },
+    });
+    this.log = this.opts.logFile
+      ? createLogger(cfg.logLevel, pino.destination({ dest: this.opts.logFile, sync: false, mkdir: true }))
+      : createLogger('silent');
+    this.daemon = new Daemon(cfg, this.log);
+    await this.daemon.start();
+    await this.daemon.natsReady();
+    if (!this.daemon.nats.ready) throw new Error(`the daemon could not subscribe on ${this.nats.url}`);
+    this.say(`daemon    http://127.0.0.1:${this.daemon.http.address()?.port ?? '?'} (try /v1/workers, /metrics), subjects ${prefix}.beat.*`);
+
+    const beatIntervalMs = this.opts.beatIntervalMs ?? 500;
+    this.sims = Array.from({ length: this.workerCount }, (_, i) => new SimWorker({
+      id: `worker-${i + 1}`,
+      servers: this.nats!.url,
+      subjectPrefix: prefix,
+      intervalMs: beatIntervalMs,
+      drainTimeoutMs: 2_500,
+    }));
+    await Promise.all(this.sims.map((s) => s.start()));
+    this.say(`workers   ${this.workerCount} simulated, each beating every ${beatIntervalMs} ms on its own NATS connection`);
+  }
+
+  /** Stops everything, prints the final view and resolves with the summary. Safe to call twice. */
+  stop(): Promise<DemoSummary> {
+    this.stopping ??= this.doStop();
+    return this.stopping;
+  }
+
+  private async doStop(): Promise<DemoSummary> {
+    await this.starting?.catch(() => undefined);
+    this._state = 'stopping';
+    clearTimeout(this.deadline);
+    clearInterval(this.director);
+    clearInterval(this.refresh);
+    const elapsedMs = this.elapsed();
+    const beatsSent = this.sims.reduce((n, s) => n + s.beats, 0);
+    await this.teardown();
+    const summary = await this.summarize(elapsedMs, beatsSent);
+    this.screen?.end();
+    this._state = 'stopped';
+    this.resolveDone(summary);
+    return summary;
+  }
+
+  /** In order: workers, then the daemon (its final ping), then the receiver and NATS. Each step alone. */
+  private async teardown(): Promise<void> {
+    const step = async (fn: () => unknown) => {
+      try {
+        await fn();
+      } catch {
+        // best effort: the next step still runs
+      }
+    };
+    await step(() => withDeadline(Promise.all(this.sims.map((s) => s.close())), 3_000));
+    await step(() => withDeadline(Promise.all(this.acts), 1_000));
+    await step(() => this.daemon?.stop());
+    await step(() => this.draw());
+    await step(() => this.receiver?.close());
+    await step(() => this.nats?.stop());
+    await step(() => this.log?.flush());
+    await step(() => this.stateDir && rmSync(this.stateDir, { recursive: true, force: true }));
+  }
+
+  private async summarize(elapsedMs: number, beatsSent: number): Promise<DemoSummary> {
+    const stats = this.receiver?.stats();
+    return {
+      elapsedMs,
+      workers: this.workerCount,
+      nats: this.nats?.url ?? '-',
+      beatsSent,
+      beatsIn: await this.beatsIn(),
+      pingsOut: stats?.pings ?? 0,
+      beatsReported: stats?.beats ?? 0,
+      pingsRejected: stats?.rejected ?? 0,
+      intervalMs: this.daemon?.pacer.currentIntervalMs() ?? 0,
+      transitions: stats?.events ?? {},
+    };
+  }
+
+  /** Runs the acts that are due; plans the next cycle when one ends. */
+  private direct(): void {
+    if (this._state !== 'running') return;
+    const now = this.elapsed();
+    while (true) {
+      if (this.pending.length === 0) this.pending = actsOfCycle(this.cycle++, this.sims.length);
+      const next = this.pending[0];
+      if (next === undefined || next.atMs > now) return;
+      this.pending.shift();
+      const p = this.perform(next).catch(() => undefined);
+      this.acts.add(p);
+      void p.finally(() => this.acts.delete(p));
+    }
+  }
+
+  private async perform(act: Act): Promise<void> {
+    const sim = this.sims[act.worker];
+    if (!sim) return;
+    if (act.kind === 'crash') {
+      if (sim.phase !== 'running') return;
+      this.note(`${sim.view().id} crashes: it goes silent, no Leave`);
+      await sim.crash();
+    } else if (act.kind === 'restart') {
+      if (sim.phase !== 'crashed') return;
+      this.note(`${sim.view().id} restarts as a new instance`);
+      await sim.start();
+    } else {
+      if (sim.phase !== 'running') return;
+      this.note(`${sim.view().id} gets SIGTERM: draining, finishing its tasks, then stopped`);
+      await sim.shutdown('SIGTERM');
+      await new Promise((r) => setTimeout(r, 1_000));
+      if (this._state !== 'running') return;
+      this.note(`${sim.view().id} restarts as a new instance`);
+      await sim.start();
+    }
+  }
+
+  private onEvent(e: ReceiverEvent): void {
+    const text = formatEvent(e).replace(/ \(node demo-node, /, ' (');
+    this.recent.push(`${seconds(this.elapsed()).padStart(6)}  ${text}`);
+    if (this.recent.length > 50) this.recent.shift();
+    this.screen?.event(this.elapsed(), `platform: ${text}`);
+  }
+
+  /** A scripted act, shown like an event. */
+  private note(text: string): void {
+    this.recent.push(`${seconds(this.elapsed()).padStart(6)}  * ${text}`);
+    if (this.recent.length > 50) this.recent.shift();
+    this.screen?.event(this.elapsed(), `demo: ${text}`);
+  }
+
+  /** Setup lines before the view starts. */
+  private say(text: string): void {
+    this.out.write(`${text}\n`);
+  }
+
+  private async draw(): Promise<void> {
+    if (!this.screen || !this.daemon || !this.receiver) return;
+    this.screen.show(await this.snapshot());
+  }
+
+  async snapshot(): Promise<DemoSnapshot> {
+    const d = this.daemon;
+    return {
+      elapsedMs: this.elapsed(),
+      nats: this.nats?.url ?? '-',
+      receiverUrl: this.receiver?.url ?? '-',
+      daemonUrl: d ? `http://127.0.0.1:${d.http.address()?.port ?? '?'}` : '-',
+      workers: d?.registry.countByState() ?? { active: 0, draining: 0, stopped: 0, lost: 0 },
+      beatsIn: await this.beatsIn(),
+      pingsOut: this.receiver?.stats().pings ?? 0,
+      intervalMs: d?.pacer.currentIntervalMs() ?? 0,
+      minIntervalMs: MIN_INTERVAL_MS,
+      maxIntervalMs: MAX_INTERVAL_MS,
+      sims: this.sims.map((s) => s.view()),
+      recent: [...this.recent],
+      ending: this._state === 'stopping' || this._state === 'stopped',
+    };
+  }
+
+  private async beatsIn(): Promise<number> {
+    if (!this.daemon) return 0;
+    const m = await this.daemon.metrics.beatsAccepted.get();
+    return m.values.reduce((n, v) => n + v.value, 0);
+  }
+
+  private elapsed(): number {
+    return performance.now() - this.startedAt;
+  }
+}
+
+/** The closing report, for people (and for CI, which looks for "pings received by the platform"). */
+export function formatSummary(s: DemoSummary): string {
+  const t = s.transitions;
+  const n = (k: string) => t[k] ?? 0;
+  const workerChanges = ['appeared', 'restarted', 'draining', 'stopped', 'lost', 'returned']
+    .map((c) => `${c} ${n(`worker.${c}`)}`)
+    .join(', ');
+  const lines = [
+    '',
+    `hbagg demo summary (${seconds(s.elapsedMs)}, ${s.workers} simulated workers, nats ${s.nats})`,
+    `  beats sent by the workers        ${s.beatsSent}`,
+    `  beats accepted by the daemon     ${s.beatsIn}`,
+    `  pings received by the platform:  ${s.pingsOut}`,
+    `  reduction (beats in / pings out) ${reduction(s.beatsIn, s.pingsOut)}`,
+    `  beats reported in those pings    ${s.beatsReported}`,
+    `  ping interval at the end         ${s.intervalMs} ms (min ${MIN_INTERVAL_MS}, max ${MAX_INTERVAL_MS})`,
+    `  worker transitions the platform saw: ${workerChanges}`,
+    `  node: ${n('node.final') > 0 ? 'final ping received, lease released cleanly' : 'no final ping seen'}` +
+      (s.pingsRejected > 0 ? `; ${s.pingsRejected} pings REJECTED by the receiver` : ''),
+    '',
+  ];
+  return lines.join('\n');
+}
+
+async function withDeadline(p: Promise<unknown>, ms: number): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  await Promise.race([p, new Promise((r) => (timer = setTimeout(r, ms)))]);
+  clearTimeout(timer);
+}
