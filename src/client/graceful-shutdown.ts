@@ -222,16 +222,16 @@ export class GracefulShutdown {
     };
 
     const tracker = this.opts.tasks;
-    await step('stop accepting', () => this.opts.stopAccepting?.());
     const completedBefore = tracker?.completed ?? 0;
-    const countedBefore = this.opts.inflight?.() ?? 0;
+    const countedBefore = this.counted();
+    await step('stop accepting', () => this.opts.stopAccepting?.());
     await step('announce draining', () => announce('draining'));
     let abandoned = 0;
     let finished = 0;
     await step('wait for tasks', async () => {
       abandoned = await this.waitForTasks(started + this.drainTimeoutMs);
       // A tracker knows what completed; a counting function only what is gone.
-      finished = (tracker ? tracker.completed - completedBefore : 0) + Math.max(0, countedBefore - (this.opts.inflight?.() ?? 0));
+      finished = (tracker ? tracker.completed - completedBefore : 0) + Math.max(0, countedBefore - this.counted());
       if (abandoned > 0) throw new Error(`${abandoned} task(s) still running after ${this.drainTimeoutMs} ms`);
     });
     for (const c of [...this.cleanups].reverse()) await step(`cleanup: ${c.name}`, c.fn, c.timeoutMs);
@@ -252,7 +252,18 @@ export class GracefulShutdown {
   }
 
   private inflight(): number {
-    return (this.opts.tasks?.inflight ?? 0) + (this.opts.inflight?.() ?? 0);
+    return (this.opts.tasks?.inflight ?? 0) + this.counted();
+  }
+
+  /** The worker's own count; a callback that throws counts as nothing in flight. */
+  private counted(): number {
+    try {
+      const n = this.opts.inflight?.() ?? 0;
+      return Number.isFinite(n) && n > 0 ? n : 0;
+    } catch (err) {
+      this.log.warn({ err: errorText(err) }, 'inflight callback threw; counting 0');
+      return 0;
+    }
   }
 
   /** Waits until nothing is in flight or `deadline`; returns how many are still running. */

@@ -586,6 +586,20 @@ describe('GracefulShutdown', () => {
     expect(summary.steps.find((st) => st.name === 'wait for tasks')?.ms).toBe(250);
   });
 
+  it('still completes when the inflight callback throws', async () => {
+    const { scheduler, client } = setup();
+    const shutdown = new GracefulShutdown({
+      client,
+      inflight: () => {
+        throw new Error('counter broken');
+      },
+      scheduler,
+    });
+    const done = shutdown.shutdown();
+    await scheduler.advance(10);
+    await expect(done).resolves.toMatchObject({ tasksFinished: 0, tasksAbandoned: 0 });
+  });
+
   it('uninstall() removes its signal handlers', () => {
     const s = shutdownSetup();
     s.shutdown.uninstall();
