@@ -8,6 +8,7 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
 import type { Reply } from './http-server.js';
+import { jsonErrorOffset } from './json-position.js';
 
 export type BodyRefusal = 'unauthorized' | 'unsupported_media_type' | 'too_large' | 'invalid_json' | 'aborted';
 
@@ -133,11 +134,15 @@ function collect(req: IncomingMessage, maxBytes: number): Promise<Collected> {
   });
 }
 
-/** "Unexpected token ... (line 3, column 7, near `"seq": ,`)" when the engine gives a position. */
+/** "Unexpected token ... (line 3, column 7, near `"seq": ,`)": what, where, and the text around it. */
 export function describeJsonError(text: string, err: Error): string {
-  const msg = err.message.replace(/\s+/g, ' ').slice(0, 200);
-  const m = /position (\d+)/.exec(msg);
-  const pos = m ? Number(m[1]) : /Unexpected end of JSON input/.test(msg) ? text.length : undefined;
+  // V8 quotes a snippet of the body in some messages; the location below says it better.
+  const msg = err.message
+    .replace(/, (?:\.\.\.)?".*"(?:\.\.\.)? is not valid JSON$/s, '')
+    .replace(/ in JSON at position \d+.*$/s, '')
+    .replace(/\s+/g, ' ')
+    .slice(0, 200);
+  const pos = jsonErrorOffset(text);
   if (pos === undefined) return msg;
   const before = text.slice(0, pos);
   const line = before.split('\n').length;

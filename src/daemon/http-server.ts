@@ -80,11 +80,12 @@ export class HttpServer {
     return this;
   }
 
-  async listen(host: string, port: number): Promise<AddressInfo> {
+  /** `backlog`: connections the kernel may queue before we accept them (a probe storm arrives at once). */
+  async listen(host: string, port: number, backlog = 2048): Promise<AddressInfo> {
     await new Promise<void>((resolve, reject) => {
       const onError = (err: Error) => reject(err);
       this.server.once('error', onError);
-      this.server.listen(port, host, () => {
+      this.server.listen({ port, host, backlog }, () => {
         this.server.off('error', onError);
         resolve();
       });
