@@ -26,7 +26,17 @@ export type PingOutcome =
   | { kind: 'accepted'; nextIntervalMs?: number }
   | { kind: 'throttled'; retryAfterMs?: number }
   | { kind: 'rejected' }
-  | { kind: 'failed' };
+  /** `unreachable`: nothing accepted the connection, so the request reached no application. */
+  | { kind: 'failed'; unreachable?: boolean };
+
+/**
+ * Backoff cap while the platform refuses connections. Such a try costs a SYN
+ * and a RST, no request reaches an application, so trying about once a second
+ * is nearly free, and it is what lets the catch-up ping go out within a second
+ * of the platform's return. Failures that do reach it (5xx, timeouts) back off
+ * to `maxIntervalMs`; 429/503 wait for Retry-After.
+ */
+export const UNREACHABLE_RETRY_CAP_MS = 1000;
 
 /** Slack added to a promise for timer lateness. */
 export const PROMISE_SLACK_MS = 250;
@@ -104,7 +114,10 @@ export class Pacer {
       return;
     }
     this.holdRequested = false;
-    const exp = Math.min(this.opts.maxIntervalMs, this.opts.minIntervalMs * 2 ** Math.min(this.failures - 1, 30));
+    const cap = outcome.kind === 'failed' && outcome.unreachable
+      ? Math.min(this.opts.maxIntervalMs, UNREACHABLE_RETRY_CAP_MS)
+      : this.opts.maxIntervalMs;
+    const exp = Math.min(cap, this.opts.minIntervalMs * 2 ** Math.min(this.failures - 1, 30));
     this.holdUntil = now + exp / 2 + (rand() * exp) / 2;
   }
 

@@ -147,7 +147,7 @@ export class Pinger {
       outcome =
         res.outcome === 'throttled'
           ? res.retryAfterMs === undefined ? { kind: 'throttled' } : { kind: 'throttled', retryAfterMs: res.retryAfterMs }
-          : res.outcome === 'failed' ? { kind: 'failed' } : { kind: 'rejected' };
+          : res.outcome === 'failed' ? { kind: 'failed', unreachable: res.unreachable === true } : { kind: 'rejected' };
       break;
     }
     pacer.finish(clock().mono, outcome, Math.random);

@@ -15,6 +15,8 @@ export interface SendResult {
   nextIntervalMs?: number;
   /** Why it failed, for logs: the error, or the status and the start of the body. */
   error?: string;
+  /** The connection was refused: the request reached no application (the pacer retries these sooner). */
+  unreachable?: boolean;
   durationMs: number;
 }
 
@@ -46,7 +48,10 @@ export class PlatformClient {
       const res = await fetch(this.opts.url, { method: 'POST', headers, body, signal });
       const text = await readBounded(res, MAX_BODY_READ);
       const durationMs = performance.now() - started;
-      return { ...classify(res.status, res.headers.get('retry-after'), text), status: res.status, durationMs };
+      const result: SendResult = { ...classify(res.status, res.headers.get('retry-after'), text), status: res.status, durationMs };
+      // A platform that echoes the request (say, in a 401 body) must not put our token in a log line.
+      if (result.error !== undefined && this.opts.token) result.error = result.error.split(this.opts.token).join('[redacted]');
+      return result;
     } catch (err) {
       const durationMs = performance.now() - started;
       const reason = timeout.aborted
@@ -54,7 +59,8 @@ export class PlatformClient {
         : abort?.aborted
           ? 'aborted by shutdown'
           : describeNetworkError(err);
-      return { outcome: 'failed', error: reason, durationMs };
+      const unreachable = (err as { cause?: { code?: string } }).cause?.code === 'ECONNREFUSED';
+      return { outcome: 'failed', error: reason, durationMs, ...(unreachable ? { unreachable } : {}) };
     }
   }
 }
