@@ -7,7 +7,7 @@ import type { Logger } from 'pino';
 import type { Registry, Transition } from '../core/registry.js';
 import type { Clock } from '../core/time.js';
 import { decodeBeat, decodeLeave, validateBeat, validateLeave, type Decoded, type RejectReason } from '../protocol/decode.js';
-import type { Beat, Leave, LeaveReply } from '../protocol/schemas.js';
+import { MAX_BEAT_BYTES, type Beat, type Leave, type LeaveReply } from '../protocol/schemas.js';
 import type { Metrics } from './metrics.js';
 import type { RejectLog } from './reject-log.js';
 
@@ -36,8 +36,10 @@ export class Intake {
     return this.applyBeat(decodeBeat(data, subjectWorker), source);
   }
 
-  /** A beat already parsed from JSON (HTTP arrays). */
+  /** A beat already parsed from JSON (HTTP, one item of an array): the 8 KiB limit applies per beat. */
   beatValue(value: unknown, source: string): BeatResult {
+    const size = Buffer.byteLength(JSON.stringify(value) ?? '');
+    if (size > MAX_BEAT_BYTES) return this.reject('too_large', `beat is ${size} bytes as JSON, at most ${MAX_BEAT_BYTES}`, source);
     return this.applyBeat(validateBeat(value), source);
   }
 

@@ -95,9 +95,12 @@ describe('POST /v1/beat and /v1/leave over HTTP', () => {
       'not a beat',
       beat('http-arr-c', { v: 2 }),
       beat('http-arr-d'),
+      beat('http-arr-e', { meta: { a: 'x'.repeat(1500), b: 'y'.repeat(1500), c: 'z'.repeat(1500), d: 'w'.repeat(1500), e: 'v'.repeat(1500), f: 'u'.repeat(1500) } }),
     ]);
     expect(r.status).toBe(202);
     expect(r.json.accepted).toBe(2);
+    expect(r.json.rejected.at(-1)).toMatchObject({ index: 5, reason: 'too_large' });
+    r.json.rejected.pop();
     expect(r.json.rejected).toEqual([
       { index: 1, reason: 'invalid_schema', error: expect.stringMatching(/^beat instance: .+; interval_ms: /) },
       { index: 2, reason: 'invalid_schema', error: 'beat must be a JSON object' },
