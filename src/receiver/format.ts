@@ -6,7 +6,7 @@ export function formatEvent(e: ReceiverEvent): string {
     case 'node': {
       const parts = [`node ${e.node} ${e.change}`, `daemon ${e.daemon.slice(0, 8)}`];
       if (e.previous !== undefined) parts.push(`was ${e.previous.slice(0, 8)}`);
-      if (e.change === 'expired') parts.push(`no ping within its ${e.lease_ms} ms lease; ${e.workers ?? 0} workers now unknown`);
+      if (e.change === 'expired') parts.push(`no ping within its ${e.lease_ms} ms lease; ${e.workers ?? 0} worker(s) now unknown`);
       else if (e.change === 'final') parts.push('shut down cleanly; lease released');
       else if (e.lease_ms !== undefined) parts.push(`lease ${e.lease_ms} ms`);
       return parts.join(', ');
