@@ -166,7 +166,7 @@ describe('terminal states across kill -9', () => {
               .accepted()
               .flatMap((r) => (r.body as Ping).workers)
               .filter((w) => w.state === 'stopped' || w.state === 'lost')
-              .map((w) => [`${w.worker}/${w.instance}`, w] as const),
+              .map((w): [string, PingWorker] => [`${w.worker}/${w.instance}`, w]),
           );
         const owed = [...acknowledged.map((w) => `${w}/i1`), ...expectedLost];
         await waitFor(() => owed.every((k) => delivered().has(k)), { timeoutMs: 10_000, message: 'owed states delivered' });
