@@ -4,7 +4,9 @@
  */
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { PROMISE_SLACK_MS, Pacer, parseRetryAfter, type PacerOptions, type PingOutcome } from '../../src/core/pacer.js';
+import {
+  PROMISE_SLACK_MS, Pacer, UNREACHABLE_RETRY_CAP_MS, parseRetryAfter, type PacerOptions, type PingOutcome,
+} from '../../src/core/pacer.js';
 
 const OPTS: PacerOptions = {
   minIntervalMs: 1000,
@@ -159,6 +161,22 @@ describe('Pacer: failures and Retry-After (3)', () => {
     }
   });
 
+  it('caps the backoff at UNREACHABLE_RETRY_CAP_MS while nothing accepts the connection', () => {
+    const p = pacer({ minIntervalMs: 200 });
+    const waits: number[] = [];
+    let now = 0;
+    for (let i = 0; i < 6; i++) {
+      ping(p, now, { kind: 'failed', unreachable: true }, fixed(0.5), 0);
+      waits.push(p.dueAt() - now);
+      now = p.dueAt();
+    }
+    expect(UNREACHABLE_RETRY_CAP_MS).toBe(1000);
+    expect(waits).toEqual([150, 300, 600, 750, 750, 750]);
+    // A failure that reached the platform backs off to max_interval_ms again.
+    ping(p, now, FAILED, fixed(0.5), 0);
+    expect(p.dueAt() - now).toBe(0.75 * Math.min(30_000, 200 * 2 ** 6));
+  });
+
   it('treats a rejected ping and a throttle without Retry-After like a failure', () => {
     const p = pacer();
     ping(p, 0, { kind: 'rejected' }, fixed(0), 0);
@@ -228,7 +246,7 @@ describe('Pacer: failures and Retry-After (3)', () => {
     expect(p.dueAt()).toBe(2010);
   });
 
-  it('never lets the next ping of an accepted ping start later than it promised', () => {
+  it('keeps the promise of every accepted ping, and the wait after every failed one, over random sequences', () => {
     type Step =
       | { kind: 'transition'; after: number }
       | { kind: 'ping'; took: number; outcome: PingOutcome; transitionsDuring: number[]; rand: number }
@@ -240,6 +258,7 @@ describe('Pacer: failures and Retry-After (3)', () => {
         (ms): PingOutcome => (ms === undefined ? { kind: 'throttled' } : { kind: 'throttled', retryAfterMs: ms }),
       ),
       fc.constant<PingOutcome>({ kind: 'failed' }),
+      fc.constant<PingOutcome>({ kind: 'failed', unreachable: true }),
       fc.constant<PingOutcome>({ kind: 'rejected' }),
     );
     const step: fc.Arbitrary<Step> = fc.oneof(
@@ -275,6 +294,8 @@ describe('Pacer: failures and Retry-After (3)', () => {
         let now = 0;
         /** Latest start allowed by the last accepted ping's promise (Infinity after a failure). */
         let promisedBy = Infinity;
+        /** Where a failure put the next try: transitions must not move it (a daemon told to wait, waits). */
+        let heldTill: number | undefined;
         const startPing = (): number => {
           const at = Math.max(now, p.dueAt());
           expect(at).toBeLessThanOrEqual(promisedBy);
@@ -288,6 +309,7 @@ describe('Pacer: failures and Retry-After (3)', () => {
             if (at < p.dueAt()) {
               now = at;
               p.transition(at);
+              if (heldTill !== undefined) expect(p.dueAt()).toBe(heldTill);
             }
             continue;
           }
@@ -305,6 +327,8 @@ describe('Pacer: failures and Retry-After (3)', () => {
           for (const d of [...s.transitionsDuring].sort((a, b) => a - b)) if (d <= took) p.transition(begun + d);
           now = begun + took;
           p.finish(now, s.outcome, () => s.rand);
+          heldTill = s.outcome.kind === 'accepted' ? undefined : p.dueAt();
+          if (heldTill !== undefined) expect(heldTill).toBeGreaterThanOrEqual(now);
           // The slack is for timer lateness: the pacer itself must be due inside the bare promise.
           promisedBy = s.outcome.kind === 'accepted' ? begun + (promise - PROMISE_SLACK_MS) : Infinity;
         }
