@@ -52,7 +52,8 @@ export class Pacer {
   private lastStart = -Infinity;
   /** When the last ping promised the next one by (without the slack). */
   private promisedBy = Infinity;
-  private changed = false;
+  /** True at start: the daemon's first ping (its node appearing) is a change, so the gap starts at the minimum. */
+  private changed = true;
   private sentChanged = false;
   private inFlight = false;
 
@@ -108,7 +109,8 @@ export class Pacer {
     if (this.sentChanged) this.changed = true;
     this.failures++;
     if (outcome.kind === 'throttled' && outcome.retryAfterMs !== undefined) {
-      const wait = Math.min(Math.max(outcome.retryAfterMs, 0), this.opts.maxRetryAfterMs);
+      // "Retry-After: 0" (or a past date) repeated by a struggling platform must not become a tight loop.
+      const wait = Math.min(Math.max(outcome.retryAfterMs, this.opts.minIntervalMs), this.opts.maxRetryAfterMs);
       this.holdUntil = now + wait + rand() * Math.min(1000, wait * 0.1);
       this.holdRequested = true;
       return;

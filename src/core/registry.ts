@@ -155,6 +155,8 @@ export class Registry {
     if (e.state === 'stopped' || (e.state === 'draining' && phase === 'draining')) {
       return { ok: true, state: e.state };
     }
+    // A repeated `draining` after the drain timed out is a retry, not a new drain: harmless, same reply.
+    if (phase === 'draining' && e.state === 'lost' && e.reason === 'drain_timeout') return { ok: true, state: 'draining' };
     e.seq = Math.max(e.seq, leave.seq);
     this.enterLeavePhase(e, leave, t);
     return { ok: true, state: phase, transition: phase };

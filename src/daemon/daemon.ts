@@ -86,6 +86,7 @@ export class Daemon {
     this.pinger = new Pinger({
       info: this.info, registry: this.registry, pacer: this.pacer, client, clock: this.clock.now,
       metrics: this.metrics, log, maxBatchWorkers: c.platform.maxBatchWorkers,
+      requestTimeoutMs: c.platform.timeoutMs,
       onAccepted: () => this.persistSoon(),
       // Never report a terminal state that a crash could take back; a slow or failing disk delays a ping by 1 s at most.
       beforeSend: () => withDeadline(this.journal.sync().catch(() => undefined), 1_000),
@@ -221,10 +222,11 @@ export class Daemon {
         this.log.error({ err, step: name }, 'shutdown step failed');
       }
     };
+    // Drain first: beats already received are still counted into the final ping.
+    await step('drain nats', () => withDeadline(this.nats.stop(), Math.max(0, (deadline - this.clock.now().mono) / 4)));
     await step('stop intake', () => {
       this.intake.open = false;
     });
-    await step('drain nats', () => withDeadline(this.nats.stop(), Math.max(0, (deadline - this.clock.now().mono) / 4)));
     await step('housekeeping', () => {
       clearInterval(this.ticker);
       for (const t of this.tasks) t.stop();

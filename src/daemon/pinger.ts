@@ -5,7 +5,7 @@
  */
 import type { Logger } from 'pino';
 import { buildPing, type DaemonInfo } from '../core/batch.js';
-import type { Pacer, PingOutcome } from '../core/pacer.js';
+import { PROMISE_SLACK_MS, type Pacer, type PingOutcome } from '../core/pacer.js';
 import type { Registry } from '../core/registry.js';
 import type { Clock } from '../core/time.js';
 import type { Metrics } from './metrics.js';
@@ -20,6 +20,8 @@ export interface PingerDeps {
   metrics: Metrics;
   log: Logger;
   maxBatchWorkers: number;
+  /** The platform client's per-request timeout (a promise must cover every part). */
+  requestTimeoutMs: number;
   /** Called after a ping part is accepted (the journal records what was delivered). */
   onAccepted?(): void;
   /** Awaited before a ping is sent: makes the terminal states it carries durable first (the journal). */
@@ -117,8 +119,11 @@ export class Pinger {
     const { workers, sent } = registry.collect();
     await this.d.beforeSend?.();
     const seq = ++this.seq;
+    // Parts go one after another: each may take a full timeout before the next ping can start.
+    const count = Math.max(1, Math.ceil(workers.length / this.partSize));
+    const within = Math.max(promise, count * this.d.requestTimeoutMs + PROMISE_SLACK_MS);
     const parts = buildPing(this.d.info, {
-      seq, workers, sent, partSize: this.partSize, sentAt: start.wall, nextPingWithinMs: promise, final,
+      seq, workers, sent, partSize: this.partSize, sentAt: start.wall, nextPingWithinMs: within, final,
     });
     let outcome: PingOutcome = { kind: 'accepted' };
     for (const part of parts) {

@@ -99,8 +99,9 @@ describe('POST /v1/beat and /v1/leave over HTTP', () => {
     ]);
     expect(r.status).toBe(202);
     expect(r.json.accepted).toBe(2);
-    expect(r.json.rejected.at(-1)).toMatchObject({ index: 5, reason: 'too_large' });
-    r.json.rejected.pop();
+    const rejected = r.json.rejected as unknown[];
+    expect(rejected.at(-1)).toMatchObject({ index: 5, reason: 'too_large' });
+    rejected.pop();
     expect(r.json.rejected).toEqual([
       { index: 1, reason: 'invalid_schema', error: expect.stringMatching(/^beat instance: .+; interval_ms: /) },
       { index: 2, reason: 'invalid_schema', error: 'beat must be a JSON object' },

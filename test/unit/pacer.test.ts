@@ -47,6 +47,10 @@ describe('Pacer: adaptive interval (2.6)', () => {
     expect(pacer().dueAt()).toBeLessThanOrEqual(0);
   });
 
+  it('starts the gaps at min_interval_ms after the first ping (the node appearing counts as a change)', () => {
+    expect(quietGaps(pacer(), 0, 4)).toEqual([1000, 2000, 4000]);
+  });
+
   it('doubles the gap from min_interval_ms to max_interval_ms while nothing changes', () => {
     const p = pacer();
     p.transition(0);
@@ -209,12 +213,14 @@ describe('Pacer: failures and Retry-After (3)', () => {
     expect(p.dueAt()).toBe(15_000 + 120_000 + 500);
   });
 
-  it('clamps Retry-After to max_retry_after_ms, and a negative one to zero', () => {
-    const p = pacer({ maxRetryAfterMs: 60_000 });
+  it('clamps Retry-After to max_retry_after_ms, and a zero or negative one up to min_interval_ms (no tight loop)', () => {
+    const p = pacer({ maxRetryAfterMs: 60_000, minIntervalMs: 1000 });
     ping(p, 0, { kind: 'throttled', retryAfterMs: 86_400_000 }, fixed(0), 0);
     expect(p.dueAt()).toBe(60_000);
-    ping(p, 60_000, { kind: 'throttled', retryAfterMs: -5000 }, fixed(0.9), 0);
-    expect(p.dueAt()).toBe(60_000);
+    ping(p, 60_000, { kind: 'throttled', retryAfterMs: -5000 }, fixed(0), 0);
+    expect(p.dueAt()).toBe(61_000);
+    ping(p, 61_000, { kind: 'throttled', retryAfterMs: 0 }, fixed(0), 0);
+    expect(p.dueAt()).toBe(62_000);
   });
 
   it('lets Retry-After and backoff win over urgency', () => {

@@ -359,6 +359,16 @@ describe('Registry: loss detection (2.5)', () => {
     expect(collected(r)).toEqual([{ worker: 'w1', instance: 'a', state: 'lost', beats: 1, seq: 2, reason: 'drain_timeout' }]);
   });
 
+  it('answers a draining Leave repeated after the drain timed out without reopening the drain', () => {
+    const r = registry();
+    r.applyBeat(beat('w1', 'a', 1, { interval_ms: 500 }), at(0));
+    r.applyLeave(leave('w1', 'a', 2, 'draining', { drain_timeout_ms: 1000 }), at(0));
+    r.detectLoss(at(1500));
+    expect(r.applyLeave(leave('w1', 'a', 2, 'draining', { drain_timeout_ms: 1000 }), at(1600))).toEqual({ ok: true, state: 'draining' });
+    expect(collected(r)).toEqual([{ worker: 'w1', instance: 'a', state: 'lost', beats: 1, seq: 2, reason: 'drain_timeout' }]);
+    expect(r.applyLeave(leave('w1', 'a', 3, 'stopped'), at(1700))).toMatchObject({ ok: true, state: 'stopped', transition: 'stopped' });
+  });
+
   it('uses the default drain timeout when the Leave names none', () => {
     const r = registry({ defaultDrainTimeoutMs: 30_000 });
     r.applyBeat(beat('w1', 'a', 1), at(0));
