@@ -20,6 +20,7 @@ usage:
                                       see it work: NATS, the daemon, simulated workers and a platform in one process
   hbagg receive [--port N] [--host HOST] [--next-interval-ms N] [--token TOKEN] [--json]
                                       the reference platform receiver: validates pings, prints what it learns
+                                      (the token can come from HBAGG_RECEIVER_TOKEN instead)
   hbagg --version
 
 Settings come from the config file, then HBAGG_* environment variables (which win).
