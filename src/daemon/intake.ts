@@ -8,6 +8,7 @@ import type { Registry, Transition } from '../core/registry.js';
 import type { Clock } from '../core/time.js';
 import { decodeBeat, decodeLeave, validateBeat, validateLeave, type Decoded, type RejectReason } from '../protocol/decode.js';
 import { MAX_BEAT_BYTES, type Beat, type Leave, type LeaveReply } from '../protocol/schemas.js';
+import { jsonByteLength } from './json-size.js';
 import type { Metrics } from './metrics.js';
 import type { RejectLog } from './reject-log.js';
 
@@ -38,8 +39,9 @@ export class Intake {
 
   /** A beat already parsed from JSON (HTTP, one item of an array): the 8 KiB limit applies per beat. */
   beatValue(value: unknown, source: string): BeatResult {
-    const size = Buffer.byteLength(JSON.stringify(value) ?? '');
-    if (size > MAX_BEAT_BYTES) return this.reject('too_large', `beat is ${size} bytes as JSON, at most ${MAX_BEAT_BYTES}`, source);
+    // Measured without recursion: JSON.stringify throws on a deeply nested item (a RangeError, then a 500).
+    const size = jsonByteLength(value, MAX_BEAT_BYTES);
+    if (size > MAX_BEAT_BYTES) return this.reject('too_large', `beat is over ${MAX_BEAT_BYTES} bytes as JSON`, source);
     return this.applyBeat(validateBeat(value), source);
   }
 
