@@ -6,8 +6,9 @@ import { pino, type DestinationStream, type Logger } from 'pino';
 import type { LogLevel } from '../config/types.js';
 
 export const REDACT_PATHS = [
-  'token', '*.token', '*.*.token', 'pass', '*.pass', '*.*.pass',
-  'authorization', '*.authorization', '*.*.authorization', 'headers.authorization', 'req.headers.authorization',
+  'token', '*.token', '*.*.token', '*.*.*.token', 'pass', '*.pass', '*.*.pass', '*.*.*.pass',
+  'password', '*.password', '*.*.password',
+  'authorization', '*.authorization', '*.*.authorization', '*.*.*.authorization',
 ];
 
 export function createLogger(level: LogLevel, dest?: DestinationStream): Logger {

@@ -4,7 +4,7 @@
  * flag that follows the connection's status events.
  */
 import { readFileSync } from 'node:fs';
-import { connect, credsAuthenticator, type NatsConnection, type Subscription } from '@nats-io/transport-node';
+import { connect, credsAuthenticator, type NatsConnection, type NodeConnectionOptions, type Subscription } from '@nats-io/transport-node';
 import type { Logger } from 'pino';
 import type { NatsConfig } from '../config/types.js';
 import { wildcard, workerFromSubject } from '../protocol/subjects.js';
@@ -12,12 +12,30 @@ import type { Intake } from './intake.js';
 
 const encoder = new TextEncoder();
 
+/** The connection options for `cfg`: reconnect forever, and every auth and TLS setting of the config. */
+export function natsConnectOptions(c: NatsConfig): NodeConnectionOptions {
+  return {
+    servers: c.servers,
+    name: c.name,
+    maxReconnectAttempts: -1,
+    reconnectTimeWait: 500,
+    waitOnFirstConnect: true,
+    user: c.user,
+    pass: c.pass,
+    token: c.token,
+    authenticator: c.credsFile ? credsAuthenticator(readFileSync(c.credsFile)) : undefined,
+    tls: c.tlsCaFile ? { caFile: c.tlsCaFile } : undefined,
+  };
+}
+
 export type NatsState = 'connecting' | 'ready' | 'disconnected' | 'draining' | 'closed';
 
 export class NatsIngest {
   private nc: NatsConnection | undefined;
   private subs: Subscription[] = [];
   private _state: NatsState = 'connecting';
+  private stopping = false;
+  private wake: (() => void) | undefined;
 
   constructor(
     private readonly cfg: NatsConfig,
@@ -44,21 +62,34 @@ export class NatsIngest {
     this._state = next;
   }
 
-  /** Connects (waiting for a first server if none answers yet) and subscribes. */
+  /**
+   * Connects (waiting for a first server if none answers yet) and subscribes.
+   * A first connection the server refuses (bad credentials, a TLS mismatch)
+   * is retried too, forever, until `stop()`: fixing the server must be enough.
+   */
   async start(): Promise<void> {
     const c = this.cfg;
-    this.nc = await connect({
-      servers: c.servers,
-      name: c.name,
-      maxReconnectAttempts: -1,
-      reconnectTimeWait: 500,
-      waitOnFirstConnect: true,
-      user: c.user,
-      pass: c.pass,
-      token: c.token,
-      authenticator: c.credsFile ? credsAuthenticator(readFileSync(c.credsFile)) : undefined,
-      tls: c.tlsCaFile ? { caFile: c.tlsCaFile } : undefined,
-    });
+    for (let attempt = 1; this.nc === undefined; attempt++) {
+      try {
+        this.nc = await connect(natsConnectOptions(c));
+      } catch (err) {
+        if (this.stopping) return;
+        const retryMs = Math.min(500 * attempt, 5_000);
+        this.log.error({ err, attempt, retry_in_ms: retryMs }, 'nats connection refused; retrying');
+        await new Promise<void>((resolve) => {
+          const timer = setTimeout(resolve, retryMs);
+          this.wake = () => {
+            clearTimeout(timer);
+            resolve();
+          };
+        });
+        if (this.stopping) return;
+      }
+    }
+    if (this.stopping) {
+      await this.nc.close().catch(() => undefined);
+      return;
+    }
     void this.watchStatus(this.nc);
     const prefix = c.subjectPrefix;
     this.subs.push(
@@ -97,6 +128,8 @@ export class NatsIngest {
 
   /** Stops taking input: drains the subscriptions (messages already received are processed), then closes. */
   async stop(): Promise<void> {
+    this.stopping = true;
+    this.wake?.();
     const nc = this.nc;
     if (!nc || nc.isClosed()) return;
     this.setState('draining');

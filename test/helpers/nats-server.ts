@@ -12,6 +12,8 @@ export interface NatsServerOptions {
   jetstream?: boolean;
   /** Listen on this port instead of a free one. */
   port?: number;
+  /** More command-line arguments, e.g. `['--user', 'u', '--pass', 'p']`, `['--auth', 'TOKEN']` or TLS files. */
+  args?: string[];
 }
 
 export interface NatsServerHandle {
@@ -43,7 +45,7 @@ export async function startNatsServer(opts: NatsServerOptions = {}): Promise<Nat
   let proc: RunningServer;
   for (let attempt = 1; ; attempt++) {
     try {
-      proc = await launch(port, storeDir);
+      proc = await launch(port, storeDir, opts.args);
       break;
     } catch (err) {
       // A free port can be taken between getFreePort() and the bind: try another.
@@ -66,7 +68,7 @@ export async function startNatsServer(opts: NatsServerOptions = {}): Promise<Nat
     kill: () => halt('SIGKILL'),
     async restart() {
       await halt('SIGTERM');
-      current = await launch(port, storeDir);
+      current = await launch(port, storeDir, opts.args);
     },
   };
 }
@@ -77,10 +79,11 @@ interface RunningServer {
   halt(signal: 'SIGTERM' | 'SIGKILL'): Promise<void>;
 }
 
-async function launch(port: number, storeDir: string | undefined): Promise<RunningServer> {
+async function launch(port: number, storeDir: string | undefined, extra: readonly string[] = []): Promise<RunningServer> {
   const name = `hbagg-test-${randomUUID()}`;
   const args = ['-a', '127.0.0.1', '-p', String(port), '-n', name];
   if (storeDir) args.push('-js', '-sd', storeDir);
+  args.push(...extra);
 
   const bin = natsServerBinary();
   const child = spawn(bin, args, { stdio: ['ignore', 'pipe', 'pipe'] });
