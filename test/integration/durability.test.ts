@@ -5,7 +5,7 @@
  * acknowledged and every `lost` the platform had been shown.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import type { NatsConnection } from '@nats-io/transport-node';
@@ -203,4 +203,29 @@ describe('terminal states across kill -9', () => {
       first.proc.kill('SIGKILL');
     }
   }, 60_000);
+
+  it('compacts the journal on the cron schedule of its config', async () => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'hbagg-cron-'));
+    const file = path.join(dir, 'config.json');
+    writeFileSync(file, JSON.stringify({ housekeeping: { compact_cron: '* * * * * *' } }));
+    stub.clear();
+    stub.respondWith({ status: 200, body: {} });
+    const d = await startTestDaemon({ natsUrl: nats.url, platformUrl: stub.url, file, env: { HBAGG_STATE_DIR: dir } });
+    try {
+      for (let i = 0; i < 20; i++) {
+        const w = `c${i}`;
+        nc.publish(`${d.prefix}.beat.${w}`, beat(w, 'i1', 1));
+        await nc.request(`${d.prefix}.leave.${w}`, JSON.stringify({ v: 1, worker: w, instance: 'i1', seq: 2, phase: 'stopped' }), { timeout: 3000 });
+      }
+      // Every stopped accepted: 20 puts and 20 acks appended, nothing held...
+      await waitFor(() => d.daemon.journal.stats.held === 0 && d.daemon.journal.stats.records >= 40, { message: 'puts and acks journaled' });
+      // ...and the next cron tick rewrites the file to the live set: empty.
+      await waitFor(() => d.daemon.journal.stats.compactions >= 1 && statSync(path.join(dir, JOURNAL_FILE)).size === 0, {
+        timeoutMs: 5000,
+        message: 'compacted by cron',
+      });
+    } finally {
+      await d.stop();
+    }
+  });
 });

@@ -215,7 +215,8 @@ describe('a platform outage', () => {
           `heap after GC ${heap.map((h) => h.toFixed(1)).join(' ')} MiB (growth ${growth.toFixed(2)}), ` +
           `rss ${rss[0]!.toFixed(0)} -> ${rss.at(-1)!.toFixed(0)} MiB; catch-up ${catchUpMs} ms after the platform returned; ` +
           `beats published ${totalPublished}, counted in accepted pings ${totalCounted}; ` +
-          `terminal states delivered ${terminal.size} (lost 150, stopped 100 expected)`,
+          `terminal states delivered ${terminal.size} (lost 150, stopped 100 expected); ` +
+          `journal: ${JSON.stringify(d.daemon.journal.stats)}`,
       );
       expect(catchUpMs).toBeLessThan(1500);
       // Flat: the daemon keeps state per worker, not per failed try (10 tries of a 1000-worker ping would be ~2.5 MiB).
