@@ -145,6 +145,8 @@ export class Journal {
    * written share the next commit.
    */
   sync(): Promise<void> {
+    // Closed after use: the daemon is stopping, and what happens now can no longer be made durable (a Leave gets an error).
+    if (this._state === 'closed' && this.closing) return Promise.reject(new Error('the state journal is closed: the daemon is stopping'));
     if (this._state !== 'open' && this._state !== 'closing') return Promise.resolve();
     this.stats.syncs++;
     return this.enqueue();

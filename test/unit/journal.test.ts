@@ -191,12 +191,12 @@ describe('the state journal', () => {
     expect((await b.journal.open()).map((e) => e.worker)).toEqual(['still-owed']);
   });
 
-  it('is a no-op before open and after close, and close is safe to call twice', async () => {
+  it('is a no-op before open, refuses to promise durability after close, and close is safe to call twice', async () => {
     const a = setup();
     await a.journal.sync();
     await a.journal.open();
     await Promise.all([a.journal.close(), a.journal.close()]);
-    await a.journal.sync();
+    await expect(a.journal.sync()).rejects.toThrow(/closed/);
     expect(a.journal.state).toBe('closed');
   });
 });
