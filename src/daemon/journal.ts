@@ -2,10 +2,8 @@
  * The state journal: the `stopped` and `lost` entries the platform has not
  * accepted yet survive kill -9 and restart (PROTOCOL.md 2.7).
  *
- * An append-only file of JSON lines, one record per line with its own CRC32:
- *
- *   {"c":"1a2b3c4d","r":{"op":"put","e":{...ping entry...}}}
- *   {"c":"5e6f7a8b","r":{"op":"ack","worker":"w1","instance":"i1"}}
+ * An append-only file of JSON lines, one record per line with its own CRC32
+ * (the format: `journal-record.ts`).
  *
  * `sync()` diffs what must be durable (the registry's unaccepted terminal
  * entries) against what the file already holds and appends only the
@@ -23,9 +21,9 @@
  */
 import { mkdir, open, readFile, rename, rm, type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
-import { crc32 } from 'node:zlib';
 import type { Logger } from 'pino';
-import { PingWorker } from '../protocol/schemas.js';
+import type { PingWorker } from '../protocol/schemas.js';
+import { encodeRecord, keyOf, replay, signature } from './journal-record.js';
 import { StateLock } from './state-lock.js';
 
 export const JOURNAL_FILE = 'terminals.jsonl';
@@ -33,12 +31,6 @@ export const JOURNAL_FILE = 'terminals.jsonl';
 export const DEFAULT_COMPACT_BYTES = 4 * 1024 * 1024;
 
 export type JournalState = 'created' | 'opening' | 'open' | 'closing' | 'closed';
-
-export type JournalRecord =
-  | { op: 'put'; e: PingWorker }
-  | { op: 'ack'; worker: string; instance: string };
-
-export type DropReason = 'torn' | 'checksum' | 'json' | 'schema';
 
 export interface JournalOptions {
   dir: string;
@@ -286,84 +278,17 @@ export class Journal {
       if ((err as NodeJS.ErrnoException).code === 'ENOENT') return [];
       throw new Error(`cannot read the state journal ${this.file}: ${(err as Error).message}`);
     }
-    const live = new Map<string, PingWorker>();
-    const dropped: Partial<Record<DropReason, number>> = {};
-    const samples: { line: number; why: DropReason }[] = [];
-    let start = 0;
-    let lineNo = 0;
-    while (start < buf.length) {
-      const nl = buf.indexOf(0x0a, start);
-      const end = nl === -1 ? buf.length : nl;
-      lineNo++;
-      const text = buf.toString('utf8', start, end);
-      start = end + 1;
-      if (text.trim() === '') continue;
-      const out = nl === -1 ? ({ ok: false, why: 'torn' } as const) : decodeLine(text);
-      if (!out.ok) {
-        dropped[out.why] = (dropped[out.why] ?? 0) + 1;
-        if (samples.length < 10) samples.push({ line: lineNo, why: out.why });
-        continue;
-      }
-      const r = out.record;
-      if (r.op === 'put') live.set(keyOf(r.e.worker, r.e.instance), r.e);
-      else live.delete(keyOf(r.worker, r.instance));
-    }
+    const { entries, dropped, samples, lines } = replay(buf);
     const total = Object.values(dropped).reduce((n, c) => n + c, 0);
     this.stats.dropped = total;
     if (total > 0) {
       this.o.log.warn(
-        { file: this.file, dropped, samples, kept: live.size, lines: lineNo },
+        { file: this.file, dropped, samples, kept: entries.length, lines },
         `state journal: dropped ${total} damaged record(s), kept every whole one`,
       );
     }
-    return [...live.values()];
+    return entries;
   }
-}
-
-/** worker ids never contain `/`, so this key is unambiguous. */
-function keyOf(worker: string, instance: string): string {
-  return `${worker}/${instance}`;
-}
-
-/** What makes a stored entry out of date. */
-function signature(e: PingWorker): string {
-  return `${e.state}|${e.since}|${e.seq}|${e.beats}|${e.reason ?? ''}`;
-}
-
-const hex = (n: number) => n.toString(16).padStart(8, '0');
-
-export function encodeRecord(r: JournalRecord): string {
-  const body = JSON.stringify(r);
-  return `{"c":"${hex(crc32(body))}","r":${body}}\n`;
-}
-
-const HEAD = '{"c":"';
-const MID = '","r":';
-
-export function decodeLine(line: string): { ok: true; record: JournalRecord } | { ok: false; why: DropReason } {
-  const crcEnd = HEAD.length + 8;
-  if (!line.startsWith(HEAD) || line.slice(crcEnd, crcEnd + MID.length) !== MID || !line.endsWith('}')) {
-    return { ok: false, why: 'json' };
-  }
-  const body = line.slice(crcEnd + MID.length, -1);
-  if (hex(crc32(body)) !== line.slice(HEAD.length, crcEnd)) return { ok: false, why: 'checksum' };
-  let r: unknown;
-  try {
-    r = JSON.parse(body);
-  } catch {
-    return { ok: false, why: 'json' };
-  }
-  if (typeof r !== 'object' || r === null) return { ok: false, why: 'schema' };
-  const rec = r as Record<string, unknown>;
-  if (rec.op === 'put') {
-    const e = PingWorker.safeParse(rec.e);
-    if (!e.success || (e.data.state !== 'stopped' && e.data.state !== 'lost')) return { ok: false, why: 'schema' };
-    return { ok: true, record: { op: 'put', e: e.data } };
-  }
-  if (rec.op === 'ack' && typeof rec.worker === 'string' && typeof rec.instance === 'string') {
-    return { ok: true, record: { op: 'ack', worker: rec.worker, instance: rec.instance } };
-  }
-  return { ok: false, why: 'schema' };
 }
 
 async function syncDir(dir: string): Promise<void> {

@@ -10,7 +10,8 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { decodeLine, JOURNAL_FILE } from '../../src/daemon/journal.js';
+import { JOURNAL_FILE } from '../../src/daemon/journal.js';
+import { decodeLine } from '../../src/daemon/journal-record.js';
 import type { LeaveReply, Ping, PingWorker } from '../../src/protocol/schemas.js';
 import {
   natsClient,

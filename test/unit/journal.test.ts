@@ -5,7 +5,8 @@ import path from 'node:path';
 import { Writable } from 'node:stream';
 import { afterEach, describe, expect, it } from 'vitest';
 import { createLogger } from '../../src/daemon/logger.js';
-import { JOURNAL_FILE, Journal, decodeLine, encodeRecord } from '../../src/daemon/journal.js';
+import { JOURNAL_FILE, Journal } from '../../src/daemon/journal.js';
+import { decodeLine, encodeRecord } from '../../src/daemon/journal-record.js';
 import { LOCK_FILE, StateDirLockedError } from '../../src/daemon/state-lock.js';
 import type { PingWorker } from '../../src/protocol/schemas.js';
 
