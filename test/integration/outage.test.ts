@@ -218,7 +218,8 @@ describe('a platform outage', () => {
           `terminal states delivered ${terminal.size} (lost 150, stopped 100 expected); ` +
           `journal: ${JSON.stringify(d.daemon.journal.stats)}`,
       );
-      expect(catchUpMs).toBeLessThan(1500);
+      // Within a second by design (retries capped at 1 s while refused), plus slack for a busy CI machine.
+      expect(catchUpMs).toBeLessThan(2000);
       // Flat: the daemon keeps state per worker, not per failed try (10 tries of a 1000-worker ping would be ~2.5 MiB).
       expect(growth).toBeLessThan(8);
     } finally {
@@ -280,7 +281,7 @@ describe('a platform outage', () => {
       g.forEach((gap, k) => {
         const exp = Math.min(800, 200 * 2 ** k);
         expect(gap).toBeGreaterThanOrEqual(exp / 2 - 5);
-        expect(gap).toBeLessThan(exp + 300);
+        expect(gap).toBeLessThan(exp + 500);
       });
     }
     // Three daemons, four gaps each: identical gaps everywhere would mean no jitter.
