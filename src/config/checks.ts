@@ -55,7 +55,12 @@ export function checkNatsServer(value: string): string | undefined {
     return bad;
   }
   if (url.protocol !== 'nats:' && url.protocol !== 'tls:') return bad;
-  return url.hostname === '' ? bad : undefined;
+  if (url.hostname === '') return bad;
+  // The NATS client ignores credentials in a URL; connecting would fail with an opaque authorization error.
+  if (url.username !== '' || url.password !== '') {
+    return `credentials in a server URL are not used by the NATS client; put them in nats.user/nats.pass (HBAGG_NATS_USER/HBAGG_NATS_PASS) or nats.token, got ${JSON.stringify(hideUserinfo(value))}`;
+  }
+  return undefined;
 }
 
 export function checkHttpUrl(value: string): string | undefined {

@@ -70,6 +70,11 @@ export class Intake {
       return { ok: false, error: decoded.error };
     }
     const leave = decoded.value;
+    if (!this.open) {
+      // After the final ping nothing would carry it to the platform: say so instead of acknowledging.
+      this.d.metrics.leaves.inc({ phase: leave.phase, result: 'refused' });
+      return { ok: false, error: 'the daemon is shutting down and cannot deliver this announcement; its successor will take it' };
+    }
     const out = this.d.registry.applyLeave(leave, this.d.clock());
     if (!out.ok) {
       this.d.metrics.leaves.inc({ phase: leave.phase, result: 'refused' });

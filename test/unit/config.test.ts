@@ -140,6 +140,14 @@ describe('loadConfig', () => {
     );
   });
 
+  it('refuses credentials in a NATS server URL (the client ignores them) without echoing the secret', () => {
+    const issues = issuesOf({ env: { HBAGG_NATS_URL: 'nats://bob:server-secret@n1:4222' } });
+    expect(issues).toHaveLength(1);
+    expect(issues[0]!.key).toBe('HBAGG_NATS_URL');
+    expect(issues[0]!.message).toContain('nats.user/nats.pass');
+    expect(issues[0]!.message).not.toContain('server-secret');
+  });
+
   it('reads the token file and trims it', () => {
     const tokenFile = path.join(tmp, 'token');
     fs.writeFileSync(tokenFile, '  s3cret-token\n');
@@ -211,12 +219,11 @@ describe('redactConfig', () => {
         HBAGG_NATS_USER: 'alice',
         HBAGG_NATS_PASS: 'nats-pass-secret',
         HBAGG_NATS_TOKEN: 'nats-token-secret',
-        HBAGG_NATS_URL: 'nats://bob:server-secret@n1:4222',
       },
     });
     const redacted = redactConfig(cfg);
     const text = JSON.stringify(redacted);
-    for (const secret of ['platform-secret', 'url-secret', 'http-secret', 'nats-pass-secret', 'nats-token-secret', 'server-secret']) {
+    for (const secret of ['platform-secret', 'url-secret', 'http-secret', 'nats-pass-secret', 'nats-token-secret']) {
       expect(text).not.toContain(secret);
     }
     expect(redacted).toMatchObject({
