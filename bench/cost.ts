@@ -7,7 +7,7 @@ import { connect } from '@nats-io/transport-node';
 import { beatJson, newInstance, workerId } from './lib/beats.js';
 import { startChild } from './lib/child.js';
 import { startDaemon, stopDaemon, waitForStats, type DaemonStats } from './lib/daemons.js';
-import { startBenchPlatform } from './lib/platform.js';
+import { startBenchPlatform, type BenchPlatform } from './lib/platform.js';
 import type { Figure, SectionResult } from './lib/report.js';
 import { linearFit, sig } from './lib/stats.js';
 
@@ -40,18 +40,37 @@ async function core(n: number, beats: number): Promise<CoreResult> {
   }
 }
 
-/** One beat per worker, each worker with its own instance id (`instance-i`). */
-async function publishAll(natsUrl: string, prefix: string, n: number, seq: number, instance: string, idPrefix = 'w'): Promise<void> {
+/**
+ * One beat per worker, each worker with its own instance id (`instance-i`),
+ * at most `perSec` beats a second: workers arrive at a steady pace, as they
+ * do on a node, not as one burst that fills every buffer on the way.
+ */
+async function publishAll(natsUrl: string, prefix: string, n: number, seq: number, instance: string, idPrefix = 'w', perSec = 50_000): Promise<void> {
   const nc = await connect({ servers: natsUrl, name: 'bench-cost' });
   try {
+    const t0 = performance.now();
     for (let i = 0; i < n; i++) {
       const w = `${idPrefix}${workerId(i)}`;
       nc.publish(`${prefix}.beat.${w}`, beatJson(w, `${instance}-${i}`, seq, 60_000));
-      if ((i + 1) % 2000 === 0) await nc.flush();
+      if ((i + 1) % 1000 === 0) {
+        await nc.flush();
+        const ahead = t0 + ((i + 1) / perSec) * 1000 - performance.now();
+        if (ahead > 0) await new Promise((r) => setTimeout(r, ahead));
+      }
     }
     await nc.flush();
   } finally {
     await nc.close();
+  }
+}
+
+/** Waits until no ping is in flight: the last request was a ping's last part, `quietMs` ago. */
+async function pingerAtRest(platform: BenchPlatform, quietMs: number, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    const last = platform.requests.at(-1);
+    if (last && last.part === last.parts && Date.now() - last.at >= quietMs) return;
+    await new Promise((r) => setTimeout(r, 50));
   }
 }
 
@@ -69,6 +88,15 @@ interface DaemonResult {
 
 const WARM_WORKERS = 2_000;
 
+/** Memory of a daemon at rest: no ping in flight, two full GCs a second apart (V8 gives pages back lazily). */
+async function atRest(daemon: Awaited<ReturnType<typeof startDaemon>>, platform: BenchPlatform): Promise<DaemonStats> {
+  await pingerAtRest(platform, 300, 20_000);
+  await daemon.call('gc');
+  await new Promise((r) => setTimeout(r, 1_000));
+  await pingerAtRest(platform, 300, 20_000);
+  return daemon.call<DaemonStats>('gc');
+}
+
 async function daemonLevel(natsUrl: string, n: number): Promise<DaemonResult> {
   const platform = await startBenchPlatform();
   const prefix = `bc${n}`;
@@ -81,14 +109,11 @@ async function daemonLevel(natsUrl: string, n: number): Promise<DaemonResult> {
     const warm = newInstance();
     for (let seq = 1; seq <= 3; seq++) await publishAll(natsUrl, `${prefix}`, WARM_WORKERS, seq, warm, 'warm');
     await waitForStats(daemon, (s) => s.accepted >= 3 * WARM_WORKERS, 30_000, 'warm-up beats accepted');
-    await new Promise((r) => setTimeout(r, 1_500));
-    const base = await daemon.call<DaemonStats>('gc');
+    const base = await atRest(daemon, platform);
     const instance = newInstance();
     await publishAll(natsUrl, prefix, n, 1, instance);
     await waitForStats(daemon, (s) => s.size === n + WARM_WORKERS, 60_000, `${n} workers tracked`);
-    // Let the urgent pings of the new workers go out, so what is measured is the resting state.
-    await new Promise((r) => setTimeout(r, 1_500));
-    const loaded = await daemon.call<DaemonStats>('gc');
+    const loaded = await atRest(daemon, platform);
     const rounds = n >= 100_000 ? 2 : n >= 10_000 ? 5 : 20;
     const c0 = loaded.cpuUser + loaded.cpuSystem;
     const accepted0 = loaded.accepted;
@@ -134,8 +159,8 @@ export async function benchCost(o: CostOptions): Promise<SectionResult> {
   });
   for (const d of daemons) {
     figures.push(
-      { section: 'cost', name: `daemon RSS/worker @${d.n}`, value: sig(d.rssBytesPerWorker), unit: 'B', how: `RSS of the daemon process after a full GC: tracking ${WARM_WORKERS} warm-up workers + N (fed over NATS, ~200 B beats, own instance ids) minus with the warm-up workers only, / N; includes what the allocator keeps from the burst (${sig(d.rssAfter / 2 ** 20)} MiB in all)` },
-      { section: 'cost', name: `daemon heap/worker @${d.n}`, value: sig(d.heapBytesPerWorker), unit: 'B', how: 'heapUsed after a full GC, same procedure' },
+      { section: 'cost', name: `daemon RSS/worker @${d.n}`, value: sig(d.rssBytesPerWorker), unit: 'B', how: `RSS of the daemon process at rest (no ping in flight, full GCs): tracking ${WARM_WORKERS} warm-up workers + N (one ~200 B beat each over NATS at 50k beats/s, own instance ids) minus with the warm-up workers only, / N; includes memory the allocator keeps after the pings of N new workers (${sig(d.rssAfter / 2 ** 20)} MiB in all)` },
+      { section: 'cost', name: `daemon heap/worker @${d.n}`, value: sig(d.heapBytesPerWorker), unit: 'B', how: 'heapUsed at rest after full GCs, same procedure' },
       { section: 'cost', name: `daemon CPU/beat @${d.n}`, value: sig(d.cpuUsPerBeat), unit: 'us', how: `daemon process CPU over ${d.rounds} more beat(s) per worker / beats: NATS parsing, intake, registry, metrics and the pings of the period` },
     );
   }

@@ -107,6 +107,7 @@ export async function benchIngest(o: IngestOptions): Promise<SectionResult & { i
       { section: 'ingest', name: 'ingest_ratio', value: ingestRatio, unit: 'ours/ceiling', target: '>= 0.5', ok: ingestRatio >= 0.5, how: `median over ${o.pairs} back-to-back pairs (order alternating) of hbagg/ceiling; per pair: ${ratios.map((r) => sig(r, 3)).join(', ')}` },
       { section: 'ingest', name: 'hbagg CPU per beat', value: sig(median(of('ours').map((r) => r.cpuUsPerBeat))), unit: 'us', how: 'process.cpuUsage() of the daemon process over the timed window / beats' },
       { section: 'ingest', name: 'ceiling CPU per msg', value: sig(median(of('ceiling').map((r) => r.cpuUsPerBeat))), unit: 'us', how: 'process.cpuUsage() of the counting process over the timed window / messages' },
+      { section: 'ingest', name: 'CPU ratio (ceiling/ours)', value: sig(median(cpuRatios.map((r) => 1 / r)), 3), unit: 'ratio', how: `CPU per message of the bare subscriber / CPU per beat of hbagg, median over pairs: the throughput ratio hbagg would get if both were CPU-bound (the ceiling is partly publisher-bound: publisher median ${sig(median(of('ceiling').map((r) => r.publisherMsgsPerSec)))} msgs/s in ceiling runs; consumer CPU share of one core: hbagg ${sig(median(of('ours').map((r) => r.cpuShare)), 2)}, ceiling ${sig(median(of('ceiling').map((r) => r.cpuShare)), 2)})` },
       { section: 'ingest', name: 'beats rejected', value: rejected, unit: 'beats', target: '0', ok: rejected === 0, how: 'sanity check: every bench beat is valid and in order' },
     ],
     details: {
