@@ -16,7 +16,7 @@
  */
 import type { Beat, Leave, LeavePhase, PingWorker, WorkerState } from '../protocol/schemas.js';
 import type { Instant } from './time.js';
-import { Tombstones, instanceKey, type RetiredAs } from './tombstones.js';
+import { Tombstones, instanceKey, type RetiredAs, type RetiredInstance } from './tombstones.js';
 
 export interface RegistryOptions {
   maxWorkers: number;
@@ -54,7 +54,8 @@ export interface Entry {
 export type Transition = 'appeared' | 'restarted' | 'returned' | 'draining' | 'stopped' | 'lost';
 
 export type BeatOutcome =
-  | { ok: true; transition?: Transition }
+  /** `replaced`: the instance this beat's restart retired just now (on `restarted`). */
+  | { ok: true; transition?: Transition; replaced?: string }
   | { ok: false; reason: 'stale' | 'suppressed' | 'capacity'; error: string };
 
 export type LeaveOutcome =
@@ -111,9 +112,10 @@ export class Registry {
       if (e === undefined && !this.makeRoom()) {
         return { ok: false, reason: 'capacity', error: `already tracking ${this.opts.maxWorkers} workers (max_workers)` };
       }
-      if (e !== undefined) this.retireForRestart(e, t);
+      const replaced = e !== undefined && this.retireForRestart(e, t) ? e.instance : undefined;
       this.live.set(beat.worker, this.newEntry(beat, t));
-      return { ok: true, transition: e === undefined ? 'appeared' : 'restarted' };
+      if (e === undefined) return { ok: true, transition: 'appeared' };
+      return replaced === undefined ? { ok: true, transition: 'restarted' } : { ok: true, transition: 'restarted', replaced };
     }
     if (beat.seq <= e.seq) {
       return { ok: false, reason: 'stale', error: `seq ${beat.seq} is not after ${e.seq} for instance ${beat.instance}` };
@@ -291,6 +293,20 @@ export class Registry {
     return this.tombstones.size;
   }
 
+  /** Every retired instance with its age, oldest first: what the state journal keeps across a restart. */
+  retiredInstances(t: Instant): RetiredInstance[] {
+    return this.tombstones.list(t.mono);
+  }
+
+  /**
+   * Brings back retired instances after a restart (from the state directory),
+   * each `ageMs` old at `t`, so their beats stay suppressed for the rest of the
+   * retention; those older than it are skipped.
+   */
+  restoreTombstones(list: readonly RetiredInstance[], t: Instant): void {
+    this.tombstones.restore(list, t.mono);
+  }
+
   private newEntry(beat: Pick<Beat, 'worker' | 'instance' | 'seq' | 'interval_ms'> & Partial<Beat>, t: Instant): Entry {
     const e: Entry = {
       worker: beat.worker, instance: beat.instance, state: 'active', since: t.wall,
@@ -352,9 +368,10 @@ export class Registry {
   /**
    * A new instance replaces `old`. A draining `old` keeps draining beside it
    * (a rolling restart); an active one died unannounced and is reported
-   * `lost`; whatever the platform was owed about `old` is kept.
+   * `lost`; whatever the platform was owed about `old` is kept. Returns
+   * whether `old` was retired now (it was not if it had left before).
    */
-  private retireForRestart(old: Entry, t: Instant): void {
+  private retireForRestart(old: Entry, t: Instant): boolean {
     if (old.state === 'active') {
       old.gen++;
       old.state = 'lost';
@@ -363,11 +380,10 @@ export class Registry {
       old.unacked = true;
       old.deadline = Infinity;
     }
-    if (this.tombstones.get(old.worker, old.instance) === undefined) {
-      this.tombstones.retire(old.worker, old.instance, 'replaced', t.mono);
-    }
+    const retiredNow = this.tombstones.get(old.worker, old.instance) === undefined;
+    if (retiredNow) this.tombstones.retire(old.worker, old.instance, 'replaced', t.mono);
     this.evictable.delete(old.worker);
-    if (!old.unacked && old.beats === 0 && old.state !== 'draining') return;
+    if (!old.unacked && old.beats === 0 && old.state !== 'draining') return retiredNow;
     this.displaced.set(instanceKey(old.worker, old.instance), old);
     if (this.displaced.size > this.opts.maxWorkers) {
       // A worker flapping through restarts while the platform is down: keep memory bounded, say so.
@@ -375,6 +391,7 @@ export class Registry {
       this.displaced.delete(oldest);
       this.droppedDisplaced++;
     }
+    return retiredNow;
   }
 
   /** At capacity, forget the oldest `lost` entry the platform already knows about. */

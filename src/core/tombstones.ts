@@ -13,6 +13,14 @@ interface Tombstone {
   as: RetiredAs;
 }
 
+/** A retired instance and how long ago it was retired: what survives a restart. */
+export interface RetiredInstance {
+  worker: string;
+  instance: string;
+  as: RetiredAs;
+  ageMs: number;
+}
+
 export function instanceKey(worker: string, instance: string): string {
   return `${worker}\u0000${instance}`;
 }
@@ -44,6 +52,38 @@ export class Tombstones {
       this.byKey.delete(oldest);
       this.evictedEarly++;
     }
+  }
+
+  /** Every tombstone with its age at `mono`, oldest first. */
+  list(mono: number): RetiredInstance[] {
+    const out: RetiredInstance[] = [];
+    for (const [key, t] of this.byKey) {
+      const cut = key.indexOf('\u0000'); // worker ids never contain it
+      out.push({ worker: key.slice(0, cut), instance: key.slice(cut + 1), as: t.as, ageMs: mono - t.atMono });
+    }
+    return out;
+  }
+
+  /**
+   * Brings back tombstones after a restart, each `ageMs` old at `mono` (those
+   * past the retention are skipped). Merged with those already held and
+   * re-sorted by retirement time, since pruning takes from the front; of two
+   * for one instance the later wins; beyond `max` the oldest go.
+   */
+  restore(list: readonly RetiredInstance[], mono: number): void {
+    const merged = new Map(this.byKey);
+    for (const r of list) {
+      if (r.ageMs >= this.retentionMs) continue;
+      const key = instanceKey(r.worker, r.instance);
+      const atMono = mono - Math.max(0, r.ageMs);
+      const held = merged.get(key);
+      if (held === undefined || held.atMono < atMono) merged.set(key, { atMono, as: r.as });
+    }
+    const sorted = [...merged].sort((a, b) => a[1].atMono - b[1].atMono);
+    const over = Math.max(0, sorted.length - this.max);
+    this.evictedEarly += over;
+    this.byKey.clear();
+    for (let i = over; i < sorted.length; i++) this.byKey.set(sorted[i]![0], sorted[i]![1]);
   }
 
   /** Forgets tombstones older than the retention; returns how many. */

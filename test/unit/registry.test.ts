@@ -161,7 +161,7 @@ describe('Registry: suppression and restarts (2.3)', () => {
     expect(r.applyBeat(beat('w1', 'a', 10), at(0))).toEqual({ ok: true, transition: 'appeared' });
     ping(r, at(1));
     r.applyBeat(beat('w1', 'a', 11), at(2));
-    expect(r.applyBeat(beat('w1', 'b', 0), at(3))).toEqual({ ok: true, transition: 'restarted' });
+    expect(r.applyBeat(beat('w1', 'b', 0), at(3))).toEqual({ ok: true, transition: 'restarted', replaced: 'a' });
     expect(collected(r)).toEqual([
       { worker: 'w1', instance: 'a', state: 'lost', beats: 1, seq: 11, reason: 'restarted' },
       { worker: 'w1', instance: 'b', state: 'active', beats: 1, seq: 0, reason: undefined },
@@ -316,7 +316,7 @@ describe('Registry: transitions (2.4)', () => {
     expect(r.applyBeat(beat('w1', 'a', 2), at(1))).toEqual({ ok: true });
     r.detectLoss(at(3001));
     expect(r.applyBeat(beat('w1', 'a', 3), at(3002))).toEqual({ ok: true, transition: 'returned' });
-    expect(r.applyBeat(beat('w1', 'b', 1), at(3003))).toEqual({ ok: true, transition: 'restarted' });
+    expect(r.applyBeat(beat('w1', 'b', 1), at(3003))).toEqual({ ok: true, transition: 'restarted', replaced: 'a' });
   });
 });
 
@@ -492,7 +492,7 @@ describe('Registry: bounded memory (2.8)', () => {
       ok: false, reason: 'capacity', error: 'already tracking 2 workers (max_workers)',
     });
     expect(r.applyBeat(beat('w1', 'a', 2), at(2))).toEqual({ ok: true });
-    expect(r.applyBeat(beat('w2', 'b2', 1), at(3))).toEqual({ ok: true, transition: 'restarted' });
+    expect(r.applyBeat(beat('w2', 'b2', 1), at(3))).toEqual({ ok: true, transition: 'restarted', replaced: 'b' });
     expect(r.size).toBe(2);
   });
 
@@ -575,5 +575,90 @@ describe('Registry: what a ping lists (3)', () => {
     expect(sent.map((s: SentRecord) => [s.worker, s.instance, s.state, s.beats])).toEqual(
       workers.map((p) => [p.worker, p.instance, p.state, p.beats]),
     );
+  });
+});
+
+describe('Registry: retired instances across a restart (2.3)', () => {
+  it('lists every retired instance with its age, oldest first, whatever retired it', () => {
+    const r = registry();
+    r.applyBeat(beat('w1', 'a', 1), at(0));
+    r.applyLeave(leave('w1', 'a', 2, 'draining'), at(100));
+    r.applyBeat(beat('w2', 'b', 1), at(200));
+    r.applyBeat(beat('w2', 'c', 1), at(300)); // b replaced
+    r.applyLeave(leave('w3', 'd', 1, 'stopped'), at(400));
+    r.applyLeave(leave('w1', 'a', 3, 'stopped'), at(500)); // a again: now the newest
+    expect(r.retiredInstances(at(1000))).toEqual([
+      { worker: 'w2', instance: 'b', as: 'replaced', ageMs: 700 },
+      { worker: 'w3', instance: 'd', as: 'stopped', ageMs: 600 },
+      { worker: 'w1', instance: 'a', as: 'stopped', ageMs: 500 },
+    ]);
+  });
+
+  it('restores tombstones with their remaining age: suppressed until the retention runs out, then forgotten', () => {
+    const before = registry({ tombstoneRetentionMs: 600_000 });
+    before.applyBeat(beat('w1', 'a', 1), at(0));
+    before.applyLeave(leave('w1', 'a', 2, 'draining'), at(0));
+    before.applyBeat(beat('w2', 'b', 1), at(0));
+    before.applyLeave(leave('w2', 'b', 2, 'stopped'), at(100_000));
+    ping(before, at(100_001)); // the platform accepted the stopped: no terminal entry is owed any more
+    const saved = before.retiredInstances(at(200_000)); // a is 200 s old, b 100 s
+
+    // A new process: its monotonic clock starts again near 0.
+    const after = registry({ tombstoneRetentionMs: 600_000 });
+    after.restoreTombstones(saved, at(5));
+    expect(after.tombstoneCount()).toBe(2);
+    expect(after.applyBeat(beat('w1', 'a', 3), at(6))).toEqual({
+      ok: false, reason: 'suppressed', error: 'instance a of w1 has announced draining',
+    });
+    expect(after.applyBeat(beat('w2', 'b', 3), at(7))).toEqual({
+      ok: false, reason: 'suppressed', error: 'instance b of w2 has announced stopped',
+    });
+    // A new instance of the same worker is a restart, accepted.
+    expect(after.applyBeat(beat('w1', 'a2', 1), at(8))).toEqual({ ok: true, transition: 'appeared' });
+    expect(collected(after).map((p) => `${p.worker}/${p.instance}`)).toEqual(['w1/a2']);
+    // a retired 200 s before the restart: 400 s left; b: 500 s left.
+    expect(after.prune(at(5 + 399_999))).toEqual({ tombstones: 0, lost: 0 });
+    expect(after.prune(at(5 + 400_000))).toEqual({ tombstones: 1, lost: 0 });
+    expect(after.applyBeat(beat('w2', 'b', 4), at(5 + 499_999))).toMatchObject({ ok: false, reason: 'suppressed' });
+    expect(after.prune(at(5 + 500_000))).toEqual({ tombstones: 1, lost: 0 });
+    expect(after.applyBeat(beat('w2', 'b', 5), at(5 + 500_001))).toEqual({ ok: true, transition: 'appeared' });
+  });
+
+  it('skips restored tombstones past the retention and keeps the newest within max_tombstones', () => {
+    const r = registry({ tombstoneRetentionMs: 600_000, maxTombstones: 2 });
+    r.restoreTombstones(
+      [
+        { worker: 'w1', instance: 'expired', as: 'stopped', ageMs: 600_000 },
+        { worker: 'w1', instance: 'old', as: 'stopped', ageMs: 300_000 },
+        { worker: 'w1', instance: 'mid', as: 'draining', ageMs: 200_000 },
+        { worker: 'w1', instance: 'new', as: 'replaced', ageMs: 100_000 },
+      ],
+      at(0),
+    );
+    expect(r.retiredInstances(at(0)).map((x) => x.instance)).toEqual(['mid', 'new']);
+    expect(r.applyBeat(beat('w1', 'expired', 1), at(1))).toEqual({ ok: true, transition: 'appeared' });
+  });
+
+  it('keeps the tombstones ordered by retirement when restored out of order or beside newer ones, so pruning stays exact', () => {
+    const r = registry({ tombstoneRetentionMs: 1000 });
+    r.applyLeave(leave('w9', 'now', 1, 'stopped'), at(10_000)); // retired at the restart itself
+    r.restoreTombstones(
+      [
+        { worker: 'w1', instance: 'b', as: 'stopped', ageMs: 100 },
+        { worker: 'w1', instance: 'a', as: 'draining', ageMs: 900 },
+        { worker: 'w9', instance: 'now', as: 'draining', ageMs: 500 }, // older than the one held: the held one wins
+        { worker: 'w1', instance: 'c', as: 'stopped', ageMs: -50 }, // from a wall clock that stepped back: counted as new
+      ],
+      at(10_000),
+    );
+    expect(r.retiredInstances(at(10_000))).toEqual([
+      { worker: 'w1', instance: 'a', as: 'draining', ageMs: 900 },
+      { worker: 'w1', instance: 'b', as: 'stopped', ageMs: 100 },
+      { worker: 'w9', instance: 'now', as: 'stopped', ageMs: 0 },
+      { worker: 'w1', instance: 'c', as: 'stopped', ageMs: 0 },
+    ]);
+    expect(r.prune(at(10_100))).toEqual({ tombstones: 1, lost: 0 });
+    expect(r.prune(at(10_900))).toEqual({ tombstones: 1, lost: 0 });
+    expect(r.prune(at(11_000))).toEqual({ tombstones: 2, lost: 0 });
   });
 });
