@@ -4,22 +4,39 @@
  *
  *   {"c":"1a2b3c4d","r":{"op":"put","e":{...ping entry...}}}
  *   {"c":"5e6f7a8b","r":{"op":"ack","worker":"w1","instance":"i1"}}
+ *   {"c":"9c0d1e2f","r":{"op":"retire","worker":"w1","instance":"i1","as":"draining","at":1763719200123}}
  *
  * `put` stores (or replaces) an unaccepted `stopped`/`lost` entry; `ack`
- * forgets it (accepted by the platform, or no longer terminal). Pure.
+ * forgets it (accepted by the platform, or no longer terminal). `retire` says
+ * an instance was retired (a Leave, or replaced by a restart) at wall time
+ * `at`, so its beats stay suppressed after a restart (PROTOCOL.md 2.3); it is
+ * an event, never acked: it ages out at compaction. Pure.
  */
 import { crc32 } from 'node:zlib';
+import type { RetiredAs } from '../core/tombstones.js';
 import { PingWorker } from '../protocol/schemas.js';
+
+export interface RetireRecord {
+  op: 'retire';
+  worker: string;
+  instance: string;
+  as: RetiredAs;
+  /** Wall-clock ms of the retirement. */
+  at: number;
+}
 
 export type JournalRecord =
   | { op: 'put'; e: PingWorker }
-  | { op: 'ack'; worker: string; instance: string };
+  | { op: 'ack'; worker: string; instance: string }
+  | RetireRecord;
 
 /** Why a line was dropped: `torn` is a last line without its newline (a crash mid-write). */
 export type DropReason = 'torn' | 'checksum' | 'json' | 'schema';
 
 export interface Replayed {
   entries: PingWorker[];
+  /** The last retire record of each instance, in the order they were last written. */
+  retired: RetireRecord[];
   dropped: Partial<Record<DropReason, number>>;
   /** The first few dropped lines (1-based), for the log. */
   samples: { line: number; why: DropReason }[];
@@ -69,12 +86,43 @@ export function decodeLine(line: string): { ok: true; record: JournalRecord } | 
   if (rec.op === 'ack' && typeof rec.worker === 'string' && typeof rec.instance === 'string') {
     return { ok: true, record: { op: 'ack', worker: rec.worker, instance: rec.instance } };
   }
+  if (
+    rec.op === 'retire' && typeof rec.worker === 'string' && typeof rec.instance === 'string' &&
+    RETIRED_AS.has(rec.as) && typeof rec.at === 'number' && Number.isFinite(rec.at)
+  ) {
+    return { ok: true, record: { op: 'retire', worker: rec.worker, instance: rec.instance, as: rec.as as RetiredAs, at: rec.at } };
+  }
   return { ok: false, why: 'schema' };
 }
 
-/** Replays a journal file: puts and acks by key, every damaged line dropped and counted. */
+const RETIRED_AS: ReadonlySet<unknown> = new Set<RetiredAs>(['draining', 'stopped', 'replaced']);
+
+/**
+ * The retire records worth keeping at `nowWall`: one per instance (the last
+ * given wins), younger than `retentionMs` (a record from the future, after the
+ * wall clock stepped back, counts as new), at most `max` of them (the newest),
+ * oldest first.
+ */
+export function liveRetirements(
+  records: Iterable<RetireRecord>,
+  nowWall: number,
+  retentionMs: number,
+  max: number,
+): RetireRecord[] {
+  const last = new Map<string, RetireRecord>();
+  for (const r of records) {
+    const k = keyOf(r.worker, r.instance);
+    last.delete(k);
+    last.set(k, r);
+  }
+  const kept = [...last.values()].filter((r) => nowWall - r.at < retentionMs).sort((a, b) => a.at - b.at);
+  return kept.length > max ? kept.slice(kept.length - max) : kept;
+}
+
+/** Replays a journal file: puts and acks by key, retirements by key, every damaged line dropped and counted. */
 export function replay(buf: Buffer): Replayed {
   const live = new Map<string, PingWorker>();
+  const retired = new Map<string, RetireRecord>();
   const dropped: Partial<Record<DropReason, number>> = {};
   const samples: { line: number; why: DropReason }[] = [];
   let start = 0;
@@ -94,7 +142,12 @@ export function replay(buf: Buffer): Replayed {
     }
     const r = out.record;
     if (r.op === 'put') live.set(keyOf(r.e.worker, r.e.instance), r.e);
-    else live.delete(keyOf(r.worker, r.instance));
+    else if (r.op === 'ack') live.delete(keyOf(r.worker, r.instance));
+    else {
+      const k = keyOf(r.worker, r.instance);
+      retired.delete(k); // re-inserted: the order is that of the last retirement
+      retired.set(k, r);
+    }
   }
-  return { entries: [...live.values()], dropped, samples, lines };
+  return { entries: [...live.values()], retired: [...retired.values()], dropped, samples, lines };
 }

@@ -1,18 +1,22 @@
 /**
  * The state journal: the `stopped` and `lost` entries the platform has not
- * accepted yet survive kill -9 and restart (PROTOCOL.md 2.7).
+ * accepted yet survive kill -9 and restart (PROTOCOL.md 2.7), and so do
+ * retired instances, whose beats stay suppressed (2.3).
  *
  * An append-only file of JSON lines, one record per line with its own CRC32
  * (the format: `journal-record.ts`).
  *
  * `sync()` diffs what must be durable (the registry's unaccepted terminal
  * entries) against what the file already holds and appends only the
- * difference. Writes are group-committed: every `sync()` asked for while a
- * commit is being written joins the next one, so a burst of events costs one
- * write and one fdatasync, never one full rewrite per event. Compaction
+ * difference. A retirement is an event instead (`retire()`): its record is
+ * queued into the next commit, never diffed. Writes are group-committed:
+ * every `sync()` asked for while a commit is being written joins the next
+ * one, so a burst of events costs one write and one fdatasync, never one full
+ * rewrite per event. Compaction
  * rewrites the live set to a temporary file, fsyncs it, renames it over the
  * journal and fsyncs the directory; it runs on a cron schedule (the daemon's)
- * and whenever the appended records outgrow the live set.
+ * and whenever the appended records outgrow the live set; it keeps the retire
+ * records younger than the retention, at most `maxRetired` of them.
  *
  * Reading is forgiving: a torn last line (a crash mid-write), a bad checksum
  * or a record that does not parse is dropped and counted, every whole record
@@ -23,12 +27,18 @@ import { mkdir, open, readFile, rename, rm, type FileHandle } from 'node:fs/prom
 import path from 'node:path';
 import type { Logger } from 'pino';
 import type { PingWorker } from '../protocol/schemas.js';
-import { encodeRecord, keyOf, replay, signature } from './journal-record.js';
+import type { RetiredAs } from '../core/tombstones.js';
+import { encodeRecord, keyOf, liveRetirements, replay, signature, type RetireRecord } from './journal-record.js';
 import { StateLock } from './state-lock.js';
 
 export const JOURNAL_FILE = 'terminals.jsonl';
 /** Default size of appended records that triggers a compaction (on top of the live set). */
 export const DEFAULT_COMPACT_BYTES = 4 * 1024 * 1024;
+/** Defaults of `workers.tombstone_retention_ms` and `workers.max_tombstones`. */
+const DEFAULT_RETIRE_RETENTION_MS = 600_000;
+const DEFAULT_MAX_RETIRED = 100_000;
+
+const noop = (): void => undefined;
 
 export type JournalState = 'created' | 'opening' | 'open' | 'closing' | 'closed';
 
@@ -41,11 +51,25 @@ export interface JournalOptions {
   source(): readonly PingWorker[];
   /** Appended bytes (beyond the live set) that trigger a compaction. Default 4 MiB. */
   compactBytes?: number;
+  /**
+   * The retirements in force now (the registry's tombstones): what a
+   * compaction rewrites. Needed by anyone calling `retire()`; without it a
+   * compaction keeps only the records still queued.
+   */
+  retired?(): Iterable<RetireRecord>;
+  /** How long retire records are kept (wall-clock age). Default 10 min. */
+  retentionMs?: number;
+  /** At most this many retire records are kept, the newest. Default 100,000. */
+  maxRetired?: number;
+  /** Wall-clock ms, for the age of retire records. Default `Date.now`. */
+  wallNow?(): number;
 }
 
 export interface JournalStats {
-  /** Records appended (put + ack), since open. */
+  /** Records appended (put + ack + retire), since open. */
   records: number;
+  /** Retire records appended, since open. */
+  retires: number;
   /** Group commits written (each one write + one fdatasync). */
   commits: number;
   /** `sync()` calls served; `syncs / commits` is the batching factor. */
@@ -55,6 +79,8 @@ export interface JournalStats {
   bytes: number;
   /** Entries the file holds. */
   held: number;
+  /** Retire records the last rewrite kept. */
+  retiredKept: number;
   /** Records dropped when the journal was read at open. */
   dropped: number;
 }
@@ -85,7 +111,13 @@ export class Journal {
   private baseBytes = 0;
   private closing: Promise<void> | undefined;
   private readonly compactBytes: number;
-  readonly stats: JournalStats = { records: 0, commits: 0, syncs: 0, compactions: 0, bytes: 0, held: 0, dropped: 0 };
+  /** Retire records for the next commit. */
+  private pending: RetireRecord[] = [];
+  /** What open() replayed, until `takeRetired()`. */
+  private replayed: RetireRecord[] = [];
+  readonly stats: JournalStats = {
+    records: 0, retires: 0, commits: 0, syncs: 0, compactions: 0, bytes: 0, held: 0, retiredKept: 0, dropped: 0,
+  };
 
   constructor(private readonly o: JournalOptions) {
     this.file = path.join(o.dir, JOURNAL_FILE);
@@ -117,10 +149,14 @@ export class Journal {
       }
       // A compaction interrupted before its rename left a temporary file; the journal itself is whole.
       await rm(`${this.file}.tmp`, { force: true });
-      const entries = await this.read();
-      await this.rewrite(entries);
+      const { entries, retired } = await this.read();
+      this.replayed = this.keep(retired);
+      await this.rewrite(entries, this.replayed);
       this.state = 'open';
-      log.info({ file: this.file, restored: entries.length, bytes: this.stats.bytes }, 'state journal open');
+      log.info(
+        { file: this.file, restored: entries.length, retired: this.replayed.length, bytes: this.stats.bytes },
+        'state journal open',
+      );
       return entries;
     } catch (err) {
       await this.fh?.close().catch(() => undefined);
@@ -142,6 +178,25 @@ export class Journal {
     if (this._state !== 'open' && this._state !== 'closing') return Promise.resolve();
     this.stats.syncs++;
     return this.enqueue();
+  }
+
+  /** The retirements open() replayed (younger than the retention, oldest first); handed out once. */
+  takeRetired(): RetireRecord[] {
+    const out = this.replayed;
+    this.replayed = [];
+    return out;
+  }
+
+  /**
+   * Queues a retire record into the next commit (which it starts). To know
+   * when it is durable, `sync()` after it: that resolves after the commit
+   * holding it. Ignored unless open.
+   */
+  retire(worker: string, instance: string, as: RetiredAs, at: number): void {
+    if (this._state !== 'open' && this._state !== 'closing') return;
+    this.pending.push({ op: 'retire', worker, instance, as, at });
+    this.waiters.push({ resolve: noop, reject: noop });
+    this.flushing ??= this.drain();
   }
 
   /** Rewrites the journal to just the live set (the cron job; also automatic on growth). */
@@ -193,7 +248,7 @@ export class Journal {
       try {
         if (this.compactWanted || this.broken) {
           this.compactWanted = false;
-          await this.rewrite(this.o.source());
+          await this.rewrite(this.o.source(), this.keep([...(this.o.retired?.() ?? []), ...this.pending.splice(0)]));
           this.stats.compactions++;
         } else {
           await this.commit();
@@ -210,7 +265,8 @@ export class Journal {
 
   /** Appends the difference between the registry and the file, then one fdatasync. */
   private async commit(): Promise<void> {
-    const lines: string[] = [];
+    const retires = this.pending.splice(0);
+    const lines = retires.map(encodeRecord);
     const seen = new Set<string>();
     for (const e of this.o.source()) {
       const k = keyOf(e.worker, e.instance);
@@ -233,23 +289,31 @@ export class Journal {
     await fh.appendFile(data);
     await fh.datasync();
     this.stats.records += lines.length;
+    this.stats.retires += retires.length;
     this.stats.commits++;
     this.stats.bytes += Buffer.byteLength(data);
     if (this.stats.bytes - this.baseBytes > Math.max(this.compactBytes, this.baseBytes)) {
       this.compactWanted = true;
-      this.waiters.push({ resolve: () => undefined, reject: () => undefined });
+      this.waiters.push({ resolve: noop, reject: noop });
     }
   }
 
+  private keep(records: Iterable<RetireRecord>): RetireRecord[] {
+    const now = this.o.wallNow?.() ?? Date.now();
+    return liveRetirements(records, now, this.o.retentionMs ?? DEFAULT_RETIRE_RETENTION_MS, this.o.maxRetired ?? DEFAULT_MAX_RETIRED);
+  }
+
   /** Temp file, fsync, rename over the journal, fsync the directory; then append to the new file. */
-  private async rewrite(entries: readonly PingWorker[]): Promise<void> {
+  private async rewrite(entries: readonly PingWorker[], retired: readonly RetireRecord[]): Promise<void> {
     const held = new Map<string, Held>();
-    const data = entries
-      .map((e) => {
-        held.set(keyOf(e.worker, e.instance), { worker: e.worker, instance: e.instance, sig: signature(e) });
-        return encodeRecord({ op: 'put', e });
-      })
-      .join('');
+    const data =
+      retired.map(encodeRecord).join('') +
+      entries
+        .map((e) => {
+          held.set(keyOf(e.worker, e.instance), { worker: e.worker, instance: e.instance, sig: signature(e) });
+          return encodeRecord({ op: 'put', e });
+        })
+        .join('');
     const tmp = `${this.file}.tmp`;
     const out = await open(tmp, 'w', 0o644);
     try {
@@ -267,27 +331,28 @@ export class Journal {
     this.broken = false;
     this.baseBytes = this.stats.bytes = Buffer.byteLength(data);
     this.stats.held = held.size;
+    this.stats.retiredKept = retired.length;
   }
 
-  /** Replays the journal: puts and acks by key, every damaged line dropped and counted. */
-  private async read(): Promise<PingWorker[]> {
+  /** Replays the journal: puts and acks by key, retirements by key, every damaged line dropped and counted. */
+  private async read(): Promise<{ entries: PingWorker[]; retired: RetireRecord[] }> {
     let buf: Buffer;
     try {
       buf = await readFile(this.file);
     } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return [];
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return { entries: [], retired: [] };
       throw new Error(`cannot read the state journal ${this.file}: ${(err as Error).message}`);
     }
-    const { entries, dropped, samples, lines } = replay(buf);
+    const { entries, retired, dropped, samples, lines } = replay(buf);
     const total = Object.values(dropped).reduce((n, c) => n + c, 0);
     this.stats.dropped = total;
     if (total > 0) {
       this.o.log.warn(
-        { file: this.file, dropped, samples, kept: entries.length, lines },
+        { file: this.file, dropped, samples, kept: entries.length + retired.length, lines },
         `state journal: dropped ${total} damaged record(s), kept every whole one`,
       );
     }
-    return entries;
+    return { entries, retired };
   }
 }
 
