@@ -17,6 +17,7 @@ import { daemonHealth } from './health-checks.js';
 import { HttpServer } from './http-server.js';
 import { Intake } from './intake.js';
 import { Journal } from './journal.js';
+import type { RetireRecord } from './journal-record.js';
 import { Metrics } from './metrics.js';
 import { NatsIngest } from './nats-ingest.js';
 import { Pinger } from './pinger.js';
@@ -76,6 +77,9 @@ export class Daemon {
     this.rejects = new RejectLog(log);
     this.journal = new Journal({
       dir: c.stateDir, log, instance: this.info.instance, source: () => this.registry.unackedTerminals(),
+      retired: () => this.retiredRecords(),
+      retentionMs: c.workers.tombstoneRetentionMs,
+      maxRetired: c.workers.maxTombstones,
     });
     const client = new PlatformClient({
       url: c.platform.url,
@@ -98,6 +102,7 @@ export class Daemon {
         // A restart can turn the old instance `lost`; a return takes a `lost` back.
         if (kind === 'restarted' || kind === 'returned') this.persistSoon();
       },
+      retired: (worker, instance, as, at) => this.journal.retire(worker, instance, as, at),
       persist: () => this.journal.sync(),
     });
     this.nats = new NatsIngest(c.nats, this.intake, log);
@@ -121,8 +126,14 @@ export class Daemon {
     try {
       // Before anything can change the registry: lock the state dir, restore what the platform is owed.
       const owed = await this.journal.open();
-      this.registry.restore(owed, this.clock.now());
+      const now = this.clock.now();
+      const retired = this.journal
+        .takeRetired()
+        .map((r) => ({ worker: r.worker, instance: r.instance, as: r.as, ageMs: now.wall - r.at }));
+      this.registry.restoreTombstones(retired, now);
+      this.registry.restore(owed, now);
       if (owed.length > 0) this.log.info({ entries: owed.length }, 'restored unaccepted terminal states');
+      if (retired.length > 0) this.log.info({ instances: retired.length }, 'restored retired instances (still suppressed)');
     } catch (err) {
       this.state = 'failed';
       throw err;
@@ -160,6 +171,14 @@ export class Daemon {
     }
     this.pinger.urgent();
     this.persistSoon();
+  }
+
+  /** The registry's tombstones as retire records: what a journal compaction keeps. */
+  private retiredRecords(): RetireRecord[] {
+    const t = this.clock.now();
+    return this.registry.retiredInstances(t).map((r) => ({
+      op: 'retire', worker: r.worker, instance: r.instance, as: r.as, at: t.wall - r.ageMs,
+    }));
   }
 
   /** Journals terminal states (and acceptances) in the next group commit, without waiting for it. */

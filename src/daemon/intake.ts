@@ -6,6 +6,7 @@
 import type { Logger } from 'pino';
 import type { Registry, Transition } from '../core/registry.js';
 import type { Clock } from '../core/time.js';
+import type { RetiredAs } from '../core/tombstones.js';
 import { decodeBeat, decodeLeave, validateBeat, validateLeave, type Decoded, type RejectReason } from '../protocol/decode.js';
 import { MAX_BEAT_BYTES, type Beat, type Leave, type LeaveReply } from '../protocol/schemas.js';
 import { jsonByteLength } from './json-size.js';
@@ -22,7 +23,13 @@ export interface IntakeDeps {
   log: Logger;
   /** Called on every transition (the pinger pings urgently). */
   onTransition(kind: Transition, worker: string): void;
-  /** Makes a terminal state durable before a Leave is acknowledged (the state journal). */
+  /**
+   * An instance was retired (a Leave, or replaced by a restart) at wall time
+   * `at`: the state journal queues a record of it, so its beats stay
+   * suppressed after a crash. Called before `persist`.
+   */
+  retired?(worker: string, instance: string, as: RetiredAs, at: number): void;
+  /** Makes a Leave (its terminal state, its retirement) durable before it is acknowledged (the state journal). */
   persist?(): Promise<void>;
 }
 
@@ -56,10 +63,14 @@ export class Intake {
   private applyBeat(decoded: Decoded<Beat>, source: string): BeatResult {
     if (!decoded.ok) return this.reject(decoded.reason, decoded.error, source);
     if (!this.open) return this.reject('capacity', 'the daemon is shutting down and takes no more beats', source);
-    const out = this.d.registry.applyBeat(decoded.value, this.d.clock());
+    const t = this.d.clock();
+    const out = this.d.registry.applyBeat(decoded.value, t);
     if (!out.ok) return this.reject(out.reason, out.error, source);
     this.d.metrics.beatsAccepted.inc();
-    if (out.transition) this.transition(out.transition, decoded.value.worker);
+    if (out.transition) {
+      if (out.replaced !== undefined) this.d.retired?.(decoded.value.worker, out.replaced, 'replaced', t.wall);
+      this.transition(out.transition, decoded.value.worker);
+    }
     return { ok: true };
   }
 
@@ -75,7 +86,8 @@ export class Intake {
       this.d.metrics.leaves.inc({ phase: leave.phase, result: 'refused' });
       return { ok: false, error: 'the daemon is shutting down and cannot deliver this announcement; its successor will take it' };
     }
-    const out = this.d.registry.applyLeave(leave, this.d.clock());
+    const t = this.d.clock();
+    const out = this.d.registry.applyLeave(leave, t);
     if (!out.ok) {
       this.d.metrics.leaves.inc({ phase: leave.phase, result: 'refused' });
       return { ok: false, error: out.error };
@@ -85,7 +97,10 @@ export class Intake {
       this.transition(out.transition, leave.worker);
       this.d.log.info({ worker: leave.worker, instance: leave.instance, reason: leave.reason }, `worker ${out.state}`);
     }
-    if (out.state === 'stopped' && this.d.persist) await this.d.persist();
+    // Durable before the reply, whichever the phase: the reply promises suppression, a restart included.
+    // A repeated Leave is journaled again: cheap, and safe after a write that failed.
+    this.d.retired?.(leave.worker, leave.instance, out.state, t.wall);
+    if (this.d.persist) await this.d.persist();
     this.d.metrics.leaves.inc({ phase: leave.phase, result: out.transition ? 'applied' : 'repeated' });
     return { ok: true, worker: leave.worker, instance: leave.instance, state: out.state };
   }
