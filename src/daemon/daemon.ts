@@ -17,7 +17,6 @@ import { daemonHealth } from './health-checks.js';
 import { HttpServer } from './http-server.js';
 import { Intake } from './intake.js';
 import { Journal } from './journal.js';
-import type { RetireRecord } from './journal-record.js';
 import { Metrics } from './metrics.js';
 import { NatsIngest } from './nats-ingest.js';
 import { Pinger } from './pinger.js';
@@ -77,7 +76,7 @@ export class Daemon {
     this.rejects = new RejectLog(log);
     this.journal = new Journal({
       dir: c.stateDir, log, instance: this.info.instance, source: () => this.registry.unackedTerminals(),
-      retired: () => this.retiredRecords(),
+      retired: () => this.registry.retiredInstances(this.clock.now()),
       retentionMs: c.workers.tombstoneRetentionMs,
       maxRetired: c.workers.maxTombstones,
     });
@@ -171,14 +170,6 @@ export class Daemon {
     }
     this.pinger.urgent();
     this.persistSoon();
-  }
-
-  /** The registry's tombstones as retire records: what a journal compaction keeps. */
-  private retiredRecords(): RetireRecord[] {
-    const t = this.clock.now();
-    return this.registry.retiredInstances(t).map((r) => ({
-      op: 'retire', worker: r.worker, instance: r.instance, as: r.as, at: t.wall - r.ageMs,
-    }));
   }
 
   /** Journals terminal states (and acceptances) in the next group commit, without waiting for it. */

@@ -14,7 +14,7 @@
  * one, so a burst of events costs one write and one fdatasync, never one full
  * rewrite per event. Compaction
  * rewrites the live set to a temporary file, fsyncs it, renames it over the
- * journal and fsyncs the directory; it runs on a cron schedule (the daemon's)
+ * journal and fsyncs the directory (`journal-compact.ts`); it runs on a cron schedule (the daemon's)
  * and whenever the appended records outgrow the live set; it keeps the retire
  * records younger than the retention, at most `maxRetired` of them.
  *
@@ -23,11 +23,12 @@
  * is kept, and the file is rewritten clean before anything is appended. A bad
  * journal is a warning, never a crash loop.
  */
-import { mkdir, open, readFile, rename, rm, type FileHandle } from 'node:fs/promises';
+import { mkdir, open, readFile, rm, type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
 import type { Logger } from 'pino';
 import type { PingWorker } from '../protocol/schemas.js';
-import type { RetiredAs } from '../core/tombstones.js';
+import type { RetiredAs, RetiredInstance } from '../core/tombstones.js';
+import { replaceDurably, retirementsInForce, writeLiveSet, type Held } from './journal-compact.js';
 import { encodeRecord, keyOf, liveRetirements, replay, signature, type RetireRecord } from './journal-record.js';
 import { StateLock } from './state-lock.js';
 
@@ -52,11 +53,12 @@ export interface JournalOptions {
   /** Appended bytes (beyond the live set) that trigger a compaction. Default 4 MiB. */
   compactBytes?: number;
   /**
-   * The retirements in force now (the registry's tombstones): what a
-   * compaction rewrites. Needed by anyone calling `retire()`; without it a
+   * The retired instances in force now and their age, oldest first, each
+   * once (the registry's tombstones): what a compaction rewrites. It must
+   * already hold every retirement passed to `retire()`. Without it, a
    * compaction keeps only the records still queued.
    */
-  retired?(): Iterable<RetireRecord>;
+  retired?(): readonly RetiredInstance[];
   /** How long retire records are kept (wall-clock age). Default 10 min. */
   retentionMs?: number;
   /** At most this many retire records are kept, the newest. Default 100,000. */
@@ -83,12 +85,6 @@ export interface JournalStats {
   retiredKept: number;
   /** Records dropped when the journal was read at open. */
   dropped: number;
-}
-
-interface Held {
-  worker: string;
-  instance: string;
-  sig: string;
 }
 
 interface Waiter {
@@ -248,7 +244,7 @@ export class Journal {
       try {
         if (this.compactWanted || this.broken) {
           this.compactWanted = false;
-          await this.rewrite(this.o.source(), this.keep([...(this.o.retired?.() ?? []), ...this.pending.splice(0)]));
+          await this.rewrite(this.o.source(), this.inForce());
           this.stats.compactions++;
         } else {
           await this.commit();
@@ -298,38 +294,45 @@ export class Journal {
     }
   }
 
+  /** Of some retire records, those a rewrite keeps: one per instance, young enough, the newest within the limit. */
   private keep(records: Iterable<RetireRecord>): RetireRecord[] {
-    const now = this.o.wallNow?.() ?? Date.now();
-    return liveRetirements(records, now, this.o.retentionMs ?? DEFAULT_RETIRE_RETENTION_MS, this.o.maxRetired ?? DEFAULT_MAX_RETIRED);
+    return liveRetirements(records, this.wallNow(), this.retentionMs, this.maxRetired);
   }
 
-  /** Temp file, fsync, rename over the journal, fsync the directory; then append to the new file. */
+  /** What a compaction keeps: the retirements in force (the queued ones are among them), young enough, the newest. */
+  private inForce(): RetireRecord[] {
+    const queued = this.pending.splice(0);
+    if (this.o.retired === undefined) return this.keep(queued);
+    return retirementsInForce(this.o.retired(), this.wallNow(), this.retentionMs, this.maxRetired);
+  }
+
+  private wallNow(): number {
+    return this.o.wallNow?.() ?? Date.now();
+  }
+
+  private get retentionMs(): number {
+    return this.o.retentionMs ?? DEFAULT_RETIRE_RETENTION_MS;
+  }
+
+  private get maxRetired(): number {
+    return this.o.maxRetired ?? DEFAULT_MAX_RETIRED;
+  }
+
+  /**
+   * Temp file, fsync, rename over the journal, fsync the directory; then
+   * append to the new file. What changes while the live set is written (in
+   * slices) goes to the next commit.
+   */
   private async rewrite(entries: readonly PingWorker[], retired: readonly RetireRecord[]): Promise<void> {
-    const held = new Map<string, Held>();
-    const data =
-      retired.map(encodeRecord).join('') +
-      entries
-        .map((e) => {
-          held.set(keyOf(e.worker, e.instance), { worker: e.worker, instance: e.instance, sig: signature(e) });
-          return encodeRecord({ op: 'put', e });
-        })
-        .join('');
     const tmp = `${this.file}.tmp`;
-    const out = await open(tmp, 'w', 0o644);
-    try {
-      await out.writeFile(data);
-      await out.sync();
-    } finally {
-      await out.close();
-    }
+    const { bytes, held } = await writeLiveSet(tmp, entries, retired);
     await this.fh?.close().catch(() => undefined);
     this.fh = undefined;
-    await rename(tmp, this.file);
-    await syncDir(this.o.dir);
+    await replaceDurably(tmp, this.file, this.o.dir);
     this.fh = await open(this.file, 'a', 0o644);
     this.held = held;
     this.broken = false;
-    this.baseBytes = this.stats.bytes = Buffer.byteLength(data);
+    this.baseBytes = this.stats.bytes = bytes;
     this.stats.held = held.size;
     this.stats.retiredKept = retired.length;
   }
@@ -353,14 +356,5 @@ export class Journal {
       );
     }
     return { entries, retired };
-  }
-}
-
-async function syncDir(dir: string): Promise<void> {
-  const fh = await open(dir, 'r');
-  try {
-    await fh.sync();
-  } finally {
-    await fh.close();
   }
 }

@@ -8,6 +8,7 @@ import { createLogger } from '../../src/daemon/logger.js';
 import { JOURNAL_FILE, Journal, type JournalOptions } from '../../src/daemon/journal.js';
 import { decodeLine, encodeRecord, liveRetirements, replay, type RetireRecord } from '../../src/daemon/journal-record.js';
 import { LOCK_FILE, StateDirLockedError } from '../../src/daemon/state-lock.js';
+import type { RetiredInstance } from '../../src/core/tombstones.js';
 import type { PingWorker } from '../../src/protocol/schemas.js';
 
 function entry(worker: string, state: 'stopped' | 'lost' = 'stopped', extra: Partial<PingWorker> = {}): PingWorker {
@@ -373,25 +374,44 @@ describe('the state journal: retirements', () => {
     ]);
   });
 
-  it('compacts to the retirements in force (its source) plus those still queued, aged by the wall clock', async () => {
+  it('compacts to the retirements in force (its source), dated by their age on the wall clock, the newest within the limit', async () => {
     let wall = NOW;
-    const inForce: RetireRecord[] = [];
-    const a = setup(undefined, undefined, { wallNow: () => wall, retentionMs: 10 * MIN, retired: () => inForce });
+    const retiredAt: RetireRecord[] = [];
+    const inForce = (): RetiredInstance[] =>
+      retiredAt.map((r) => ({ worker: r.worker, instance: r.instance, as: r.as, ageMs: wall - r.at }));
+    const a = setup(undefined, undefined, { wallNow: () => wall, retentionMs: 10 * MIN, maxRetired: 3, retired: inForce });
     await a.journal.open();
-    for (let i = 0; i < 5; i++) {
+    for (let i = 0; i < 6; i++) {
       const r = retire('w', `i${i}`, 'stopped', NOW + i * MIN);
-      inForce.push(r);
+      retiredAt.push(r); // the registry retires first, then the journal hears of it
       a.journal.retire(r.worker, r.instance, r.as, r.at);
     }
     await a.journal.sync();
-    wall = NOW + 12 * MIN; // i0, i1 and i2 are past the retention now
-    a.journal.retire('w', 'queued', 'draining', wall); // not in the source yet: still kept
+    wall = NOW + 11 * MIN; // i0 and i1 are past the retention now; of the other four, the limit keeps three
     await a.journal.compact();
     expect(a.journal.stats.retiredKept).toBe(3);
     const b = setup(a.dir, undefined, { wallNow: () => wall });
     await a.journal.close();
     await b.journal.open();
-    expect(b.journal.takeRetired().map((r) => r.instance)).toEqual(['i3', 'i4', 'queued']);
+    expect(b.journal.takeRetired()).toEqual([3, 4, 5].map((i) => retire('w', `i${i}`, 'stopped', NOW + i * MIN)));
+  });
+
+  it('compacts thousands of records in slices and gives every one back', async () => {
+    const retiredAt: RetireRecord[] = [];
+    const a = setup(undefined, undefined, {
+      wallNow: () => NOW,
+      retired: () => retiredAt.map((r) => ({ worker: r.worker, instance: r.instance, as: r.as, ageMs: NOW - r.at })),
+    });
+    await a.journal.open();
+    for (let i = 0; i < 5000; i++) retiredAt.push(retire(`w${i % 50}`, `i${i}`, 'draining', NOW - 5000 + i));
+    for (let i = 0; i < 3000; i++) a.put(entry(`p${i}`));
+    await a.journal.compact();
+    expect(a.journal.stats).toMatchObject({ held: 3000, retiredKept: 5000 });
+    const b = setup(a.dir, undefined, { wallNow: () => NOW });
+    await a.journal.close();
+    expect(await b.journal.open()).toHaveLength(3000);
+    expect(b.journal.takeRetired()).toEqual(retiredAt);
+    expect(b.journal.stats.dropped).toBe(0);
   });
 
   it('ignores retirements before open and after close', async () => {
