@@ -12,11 +12,11 @@
  * queued into the next commit, never diffed. Writes are group-committed:
  * every `sync()` asked for while a commit is being written joins the next
  * one, so a burst of events costs one write and one fdatasync, never one full
- * rewrite per event. Compaction
- * rewrites the live set to a temporary file, fsyncs it, renames it over the
- * journal and fsyncs the directory (`journal-compact.ts`); it runs on a cron schedule (the daemon's)
- * and whenever the appended records outgrow the live set; it keeps the retire
- * records younger than the retention, at most `maxRetired` of them.
+ * rewrite per event. Compaction (`journal-compact.ts`) rewrites the live set
+ * to a temporary file, fsyncs it, renames it over the journal and fsyncs the
+ * directory; it runs on a cron schedule (the daemon's) and whenever the
+ * appended records outgrow the live set; of the retire records it keeps those
+ * younger than the retention, at most `maxRetired` of them.
  *
  * Reading is forgiving: a torn last line (a crash mid-write), a bad checksum
  * or a record that does not parse is dropped and counted, every whole record
