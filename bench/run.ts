@@ -71,7 +71,7 @@ try {
       });
     } else if (section === 'cost') {
       results.cost = await benchCost({
-        natsUrl: nats.url, sizes: [1_000, 10_000, 100_000], daemonSizes: args.quick ? [10_000] : [1_000, 10_000, 100_000],
+        natsUrl: nats.url, sizes: args.quick ? [1_000, 10_000] : [1_000, 10_000, 100_000], daemonSizes: args.quick ? [10_000] : [1_000, 10_000, 100_000],
         beats: args.quick ? 50_000 : 300_000,
       });
     } else if (section === 'stop') {
