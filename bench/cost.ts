@@ -148,7 +148,7 @@ export async function benchCost(o: CostOptions): Promise<SectionResult> {
   for (const c of cores) {
     figures.push(
       { section: 'cost', name: `core heap/worker @${c.n}`, value: sig(c.heapBytesPerWorker), unit: 'B', target: '<= 1024', ok: c.heapBytesPerWorker <= 1024, how: `heapUsed after a full GC, after - before N workers each sent one ~200 B beat with meta and its own instance id (decoded as from NATS), / N; Registry alone, own process, after a 20k-worker warm-up; median of ${c.heapBytesPerWorkerSteps.length} registries: ${c.heapBytesPerWorkerSteps.join(', ')}` },
-      { section: 'cost', name: `core CPU/beat @${c.n} decode+apply`, value: sig(c.decodeApplyUsPerBeat), unit: 'us', how: `process.cpuUsage over rounds of one beat per worker (size check, UTF-8, JSON.parse, zod, registry); ${sig(c.decodeApplyBeatsPerSec)} beats/s on one core` },
+      { section: 'cost', name: `core CPU/beat @${c.n} decode+apply`, value: sig(c.decodeApplyUsPerBeat), unit: 'us', how: `process.cpuUsage over rounds of one beat per worker (size check, UTF-8, JSON.parse, validation, registry); ${sig(c.decodeApplyBeatsPerSec)} beats/s on one core` },
       { section: 'cost', name: `core CPU/beat @${c.n} apply only`, value: sig(c.applyUsPerBeat), unit: 'us', how: 'registry.applyBeat on beats decoded beforehand' },
       { section: 'cost', name: `core CPU/ping @${c.n}`, value: sig(c.pingMs), unit: 'ms', how: `registry.collect + buildPing + JSON.stringify of every part (${sig(c.pingBytesPerWorker)} B of body per worker)` },
     );
