@@ -78,6 +78,8 @@ export interface LossEvent {
   reason: 'heartbeat_timeout' | 'drain_timeout';
 }
 
+const ACCEPTED: BeatOutcome = Object.freeze({ ok: true });
+
 export class Registry {
   private readonly live = new Map<string, Entry>();
   private readonly displaced = new Map<string, Entry>();
@@ -98,6 +100,13 @@ export class Registry {
   }
 
   applyBeat(beat: Beat, t: Instant): BeatOutcome {
+    const current = this.live.get(beat.worker);
+    if (current !== undefined && current.instance === beat.instance && current.state === 'active' && beat.seq > current.seq) {
+      // The hot path: an active instance is never retired (a Leave or a restart moves it out of `active` first).
+      this.absorb(current, beat, t);
+      current.beats++;
+      return ACCEPTED;
+    }
     const retired = this.tombstones.get(beat.worker, beat.instance);
     if (retired !== undefined) {
       return { ok: false, reason: 'suppressed', error: `instance ${beat.instance} of ${beat.worker} has ${retiredText(retired)}` };
