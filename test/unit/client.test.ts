@@ -112,7 +112,8 @@ function setup(extra: Partial<HeartbeatClientOptions> = {}) {
   const scheduler = new FakeScheduler();
   const transport = new FakeTransport(extra.worker ?? 'w-1');
   const log = recordingLogger();
-  const client = new HeartbeatClient({ worker: 'w-1', nc: transport, scheduler, logger: log, instance: 'inst-1', ...extra });
+  // Jitter is deterministic unless a test brings its own random source: 0.5 is the middle of the range.
+  const client = new HeartbeatClient({ worker: 'w-1', nc: transport, scheduler, logger: log, instance: 'inst-1', random: () => 0.5, ...extra });
   return { scheduler, transport, log, client };
 }
 
@@ -120,7 +121,7 @@ function setup(extra: Partial<HeartbeatClientOptions> = {}) {
 
 describe('HeartbeatClient', () => {
   it('beats at start and then every interval, each gap within interval ± jitter', async () => {
-    const { scheduler, transport, client } = setup({ intervalMs: 1000, jitter: 0.1 });
+    const { scheduler, transport, client } = setup({ intervalMs: 1000, jitter: 0.1, random: Math.random });
     await client.start();
     expect(transport.beats).toHaveLength(1);
     await scheduler.advance(200_000);
