@@ -1,3 +1,6 @@
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { NatsConnection } from '@nats-io/transport-node';
 import {
@@ -129,6 +132,24 @@ describe('the daemon against a real nats-server and platform', () => {
     expect(d.daemon.state).toBe('stopped');
     // The hanging ping was cut short so the final ping could still be tried.
     expect(body(stub.requests.at(-1)!).batch.final).toBe(true);
+  });
+
+  it('logs a summary on its cron schedule: beats in, pings out, workers by state, rejections by reason', async () => {
+    const file = path.join(mkdtempSync(path.join(tmpdir(), 'hbagg-cfg-')), 'hbagg.json');
+    writeFileSync(file, JSON.stringify({ housekeeping: { summary_cron: '* * * * * *' } }));
+    const stub = await startPlatformStub();
+    const d = await startTestDaemon({ natsUrl: nats.url, platformUrl: stub.url, file });
+    try {
+      for (let seq = 1; seq <= 3; seq++) nc.publish(`${d.prefix}.beat.sum`, JSON.stringify({ v: 1, worker: 'sum', instance: 'a', seq, interval_ms: 1000 }));
+      nc.publish(`${d.prefix}.beat.sum`, 'garbage');
+      await nc.flush();
+      const line = await waitFor(() => d.logs.find((l) => l.msg === 'summary' && (l.beats_in as number) > 0), { timeoutMs: 5000 });
+      expect(line).toMatchObject({ beats_in: 3, workers: { active: 1, draining: 0, stopped: 0, lost: 0 }, rejected_total: { invalid_json: 1 } });
+      expect(line.pings_out).toBeGreaterThanOrEqual(1);
+    } finally {
+      await d.stop();
+      await stub.close();
+    }
   });
 
   it('rejects bad messages by reason while valid workers are unaffected', async () => {
