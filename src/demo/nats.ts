@@ -49,7 +49,7 @@ export async function findOrStartNats(opts: FindNatsOptions = {}): Promise<NatsS
   if (await answersNats(host, port, opts.probeTimeoutMs ?? 500)) {
     return { url: `nats://${host}:${port}`, kind: 'found', stop: noop };
   }
-  const bin = opts.binary ?? findBinary();
+  const bin = opts.binary ?? findNatsServerBinary();
   if (bin === undefined) {
     throw new NatsUnavailableError(
       `hbagg demo needs a NATS server and found none: nothing answers on ${host}:${port}, ` +
@@ -133,7 +133,8 @@ export function answersNats(host: string, port: number, timeoutMs: number): Prom
   });
 }
 
-function findBinary(): string | undefined {
+/** The `nats-server` binary: `NATS_SERVER_BIN`, else PATH, else the usual sbin directories. */
+export function findNatsServerBinary(): string | undefined {
   const fromEnv = process.env['NATS_SERVER_BIN'];
   if (fromEnv) return fromEnv;
   // Debian installs it in /usr/sbin, which a non-root PATH often lacks.

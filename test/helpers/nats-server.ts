@@ -1,9 +1,10 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { accessSync, constants, mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { findNatsServerBinary } from '../../src/demo/nats.js';
 import { getFreePort } from './ports.js';
 import { sleep } from './wait-for.js';
 
@@ -168,20 +169,7 @@ function answersAsServer(port: number, name: string, exited: Promise<void>): Pro
 }
 
 function natsServerBinary(): string {
-  const fromEnv = process.env['NATS_SERVER_BIN'];
-  if (fromEnv) return fromEnv;
-  // /usr/sbin is where Debian puts it, and it is often missing from a non-root PATH.
-  const dirs = [...(process.env['PATH'] ?? '').split(path.delimiter), '/usr/sbin', '/usr/local/sbin', '/usr/local/bin'];
-  for (const dir of dirs.filter(Boolean)) {
-    const candidate = path.join(dir, 'nats-server');
-    try {
-      accessSync(candidate, constants.X_OK);
-      return candidate;
-    } catch {
-      // not here
-    }
-  }
-  return 'nats-server';
+  return findNatsServerBinary() ?? 'nats-server';
 }
 
 // ---- never leave a server behind ----------------------------------------
