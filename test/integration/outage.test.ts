@@ -19,7 +19,6 @@ import {
   startTestDaemon,
   waitFor,
   type NatsServerHandle,
-  type PlatformStub,
   type RecordedPing,
 } from '../helpers/index.js';
 
