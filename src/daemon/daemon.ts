@@ -76,7 +76,7 @@ export class Daemon {
     this.rejects = new RejectLog(log);
     this.journal = new Journal({
       dir: c.stateDir, log, instance: this.info.instance, source: () => this.registry.unackedTerminals(),
-      retired: () => this.registry.retiredInstances(this.clock.now()),
+      retired: () => this.registry.retiredInstances(this.clock.listeningNow()),
       retentionMs: c.workers.tombstoneRetentionMs,
       maxRetired: c.workers.maxTombstones,
     });
@@ -88,6 +88,7 @@ export class Daemon {
     });
     this.pinger = new Pinger({
       info: this.info, registry: this.registry, pacer: this.pacer, client, clock: this.clock.now,
+      registryClock: this.clock.listeningNow,
       metrics: this.metrics, log, maxBatchWorkers: c.platform.maxBatchWorkers,
       requestTimeoutMs: c.platform.timeoutMs,
       onAccepted: () => this.persistSoon(),
@@ -95,7 +96,7 @@ export class Daemon {
       beforeSend: () => withDeadline(this.journal.sync().catch(() => undefined), 1_000),
     });
     this.intake = new Intake({
-      registry: this.registry, clock: this.clock.now, metrics: this.metrics, rejects: this.rejects, log,
+      registry: this.registry, clock: this.clock.listeningNow, metrics: this.metrics, rejects: this.rejects, log,
       onTransition: (kind) => {
         this.pinger.urgent();
         // A restart can turn the old instance `lost`; a return takes a `lost` back.
@@ -104,7 +105,13 @@ export class Daemon {
       retired: (worker, instance, as, at) => this.journal.retire(worker, instance, as, at),
       persist: () => this.journal.sync(),
     });
-    this.nats = new NatsIngest(c.nats, this.intake, log);
+    this.nats = new NatsIngest(c.nats, this.intake, log, (state) => {
+      if (state === 'disconnected') this.clock.deaf();
+      else if (state === 'ready') {
+        const ms = this.clock.hearing();
+        if (ms > 0) this.log.info({ deaf_ms: Math.round(ms) }, 'nats back; the time it was away does not count toward loss');
+      }
+    });
     this.http = new HttpServer(log);
     this.health = daemonHealth(this);
     registerRoutes(this.http, this);
@@ -125,7 +132,7 @@ export class Daemon {
     try {
       // Before anything can change the registry: lock the state dir, restore what the platform is owed.
       const owed = await this.journal.open();
-      const now = this.clock.now();
+      const now = this.clock.listeningNow();
       const retired = this.journal
         .takeRetired()
         .map((r) => ({ worker: r.worker, instance: r.instance, as: r.as, ageMs: now.wall - r.at }));
@@ -162,7 +169,7 @@ export class Daemon {
   private tick(): void {
     const stalled = this.clock.sample();
     if (stalled > 0) this.log.warn({ stalled_ms: Math.round(stalled) }, 'event loop stalled; the stalled time does not count toward loss');
-    const losses = this.registry.detectLoss(this.clock.now());
+    const losses = this.registry.detectLoss(this.clock.listeningNow());
     if (losses.length === 0) return;
     for (const l of losses) {
       this.metrics.transitions.inc({ kind: 'lost' });
@@ -187,7 +194,7 @@ export class Daemon {
   }
 
   private prune(): void {
-    const pruned = this.registry.prune(this.clock.now());
+    const pruned = this.registry.prune(this.clock.listeningNow());
     if (pruned.tombstones + pruned.lost > 0) this.log.debug(pruned, 'pruned');
   }
 

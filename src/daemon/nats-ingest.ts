@@ -41,6 +41,8 @@ export class NatsIngest {
     private readonly cfg: NatsConfig,
     private readonly intake: Intake,
     private readonly log: Logger,
+    /** Told of every state change (the daemon stops measuring silence while disconnected). */
+    private readonly onState?: (next: NatsState) => void,
   ) {}
 
   get state(): NatsState {
@@ -60,6 +62,7 @@ export class NatsIngest {
     if (next === this._state) return;
     this.log.info({ from: this._state, to: next, ...detail }, `nats ${next}`);
     this._state = next;
+    this.onState?.(next);
   }
 
   /**

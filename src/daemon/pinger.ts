@@ -17,6 +17,8 @@ export interface PingerDeps {
   pacer: Pacer;
   client: PlatformClient;
   clock: Clock;
+  /** The clock the registry measures with (skips time the daemon could not hear); default `clock`. */
+  registryClock?: Clock;
   metrics: Metrics;
   log: Logger;
   maxBatchWorkers: number;
@@ -135,7 +137,7 @@ export class Pinger {
       const now = clock();
       this.last = { atWall: now.wall, atMono: now.mono, outcome: res.outcome, status: res.status, error: res.error };
       if (res.outcome === 'accepted') {
-        registry.acknowledge(part.sent, now);
+        registry.acknowledge(part.sent, this.d.registryClock?.() ?? now);
         this.lastAcceptedWall = now.wall;
         this.d.onAccepted?.();
         if (res.nextIntervalMs !== undefined) outcome = { kind: 'accepted', nextIntervalMs: res.nextIntervalMs };

@@ -101,3 +101,48 @@ describe('a nats-server restart', () => {
     expect(acceptedByDaemon).toBeLessThanOrEqual(totalSent);
   }, 90_000);
 });
+
+describe('a NATS outage longer than the loss threshold', () => {
+  it('convicts nobody for the time the daemon could not hear, and still reports a worker that died meanwhile', async () => {
+    const nats = await startNatsServer();
+    const stub = await startPlatformStub();
+    const d = await startTestDaemon({
+      natsUrl: nats.url,
+      platformUrl: stub.url,
+      env: { HBAGG_MIN_INTERVAL_MS: '100', HBAGG_MAX_INTERVAL_MS: '500', HBAGG_LOST_AFTER_MIN_MS: '1000' },
+    });
+    const clients = ['alive-1', 'alive-2', 'dies'].map(
+      (worker) =>
+        new HeartbeatClient({ worker, servers: nats.url, subjectPrefix: d.prefix, intervalMs: 200, connectOptions: { reconnectTimeWait: 100 } }),
+    );
+    try {
+      await Promise.all(clients.map((c) => c.start()));
+      const seqOf = (w: string) => d.daemon.registry.snapshot().find((e) => e.worker === w)?.seq ?? -1;
+      await waitFor(() => clients.every((c) => seqOf(c.worker) >= 2), { message: 'all clients beating' });
+
+      await nats.kill();
+      await waitFor(() => d.daemon.nats.state === 'disconnected', { message: 'daemon saw the outage' });
+      await clients[2]!.close(); // dies while nobody can hear it: no Leave
+      await sleep(3000); // three times lost_after_min_ms
+      expect(d.daemon.registry.snapshot().filter((e) => e.state === 'lost')).toEqual([]);
+      await nats.restart();
+      await waitFor(() => d.daemon.nats.ready, { timeoutMs: 10_000, message: 'daemon back' });
+
+      // The dead one is reported once the daemon has listened for the threshold again; the others never.
+      const lost = await waitFor(
+        () => stub.accepted().flatMap((r) => (r.body as Ping).workers).find((w) => w.worker === 'dies' && w.state === 'lost'),
+        { timeoutMs: 5000, message: 'the dead worker reported lost' },
+      );
+      expect(lost.reason).toBe('heartbeat_timeout');
+      await sleep(1500);
+      const wronglyLost = stub.accepted().flatMap((r) => (r.body as Ping).workers).filter((w) => w.worker !== 'dies' && w.state === 'lost');
+      expect(wronglyLost).toEqual([]);
+      expect(d.logs.some((l) => l.msg === 'nats back; the time it was away does not count toward loss')).toBe(true);
+    } finally {
+      await Promise.all(clients.map((c) => c.close()));
+      await d.stop();
+      await stub.close();
+      await nats.stop();
+    }
+  }, 60_000);
+});
