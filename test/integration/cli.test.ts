@@ -1,11 +1,8 @@
-import { spawn } from 'node:child_process';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startNatsServer, startPlatformStub, waitFor, type NatsServerHandle, type PlatformStub } from '../helpers/index.js';
-
-const CLI = path.resolve(import.meta.dirname, '../../src/cli.ts');
+import { spawnHbagg, startNatsServer, startPlatformStub, waitFor, type NatsServerHandle, type PlatformStub } from '../helpers/index.js';
 
 interface Run {
   code: number | null;
@@ -13,19 +10,11 @@ interface Run {
   stderr: string;
 }
 
-function hbagg(args: string[], env: Record<string, string> = {}, onStart?: (kill: (s: NodeJS.Signals) => void, out: () => string) => void): Promise<Run> {
-  return new Promise((resolve) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', CLI, ...args], {
-      env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', ...env },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (c: Buffer) => (stdout += c.toString()));
-    child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
-    child.on('exit', (code) => resolve({ code, stdout, stderr }));
-    onStart?.((s) => child.kill(s), () => stdout);
-  });
+async function hbagg(args: string[], env: Record<string, string> = {}, onStart?: (kill: (s: NodeJS.Signals) => void, out: () => string) => void): Promise<Run> {
+  const child = spawnHbagg(args, env);
+  onStart?.((s) => child.proc.kill(s), child.stdout);
+  const code = await child.exited;
+  return { code, stdout: child.stdout(), stderr: child.stderr() };
 }
 
 describe('the hbagg command', () => {

@@ -1,30 +1,21 @@
-import { spawn } from 'node:child_process';
-import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { answersNats, findOrStartNats, NatsUnavailableError } from '../../src/demo/nats.js';
 import { actsOfCycle } from '../../src/demo/script.js';
 import { renderLine, renderScreen, type DemoSnapshot } from '../../src/demo/view.js';
-import { getFreePort, startNatsServer, type NatsServerHandle } from '../helpers/index.js';
+import { getFreePort, spawnHbagg, startNatsServer, type NatsServerHandle } from '../helpers/index.js';
 
-const CLI = fileURLToPath(new URL('../../src/cli.ts', import.meta.url));
-
-function runCli(args: string[], timeoutMs: number): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', CLI, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (c: Buffer) => (stdout += c.toString()));
-    child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
-    const timer = setTimeout(() => {
-      child.kill('SIGKILL');
-      reject(new Error(`hbagg ${args.join(' ')} did not exit within ${timeoutMs} ms\n${stdout}\n${stderr}`));
-    }, timeoutMs);
-    child.once('error', reject);
-    child.once('exit', (code) => {
-      clearTimeout(timer);
-      resolve({ code, stdout, stderr });
-    });
-  });
+async function runCli(args: string[], timeoutMs: number): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  const env = Object.fromEntries(Object.entries(process.env).filter((e): e is [string, string] => e[1] !== undefined));
+  const child = spawnHbagg(args, env);
+  let timedOut = false;
+  const timer = setTimeout(() => {
+    timedOut = true;
+    child.proc.kill('SIGKILL');
+  }, timeoutMs);
+  const code = await child.exited;
+  clearTimeout(timer);
+  if (timedOut) throw new Error(`hbagg ${args.join(' ')} did not exit within ${timeoutMs} ms\n${child.out()}`);
+  return { code, stdout: child.stdout(), stderr: child.stderr() };
 }
 
 function number(text: string, label: RegExp): number {

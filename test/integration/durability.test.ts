@@ -4,7 +4,6 @@
  * flight; a new daemon on the same state dir delivers every `stopped` it had
  * acknowledged and every `lost` the platform had been shown.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -15,6 +14,7 @@ import { decodeLine } from '../../src/daemon/journal-record.js';
 import type { LeaveReply, Ping, PingWorker } from '../../src/protocol/schemas.js';
 import {
   natsClient,
+  spawnHbagg,
   startNatsServer,
   startPlatformStub,
   startTestDaemon,
@@ -24,25 +24,7 @@ import {
   type PlatformStub,
 } from '../helpers/index.js';
 
-const CLI = path.resolve(import.meta.dirname, '../../src/cli.ts');
-
-interface Child {
-  proc: ChildProcess;
-  out: () => string;
-  exited: Promise<number | null>;
-}
-
-function runCli(env: Record<string, string>): Child {
-  const proc = spawn(process.execPath, ['--import', 'tsx', CLI, 'run'], {
-    env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', ...env },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let out = '';
-  proc.stdout?.on('data', (c: Buffer) => (out += c.toString()));
-  proc.stderr?.on('data', (c: Buffer) => (out += c.toString()));
-  const exited = new Promise<number | null>((r) => proc.once('exit', (code) => r(code)));
-  return { proc, out: () => out, exited };
-}
+const runCli = (env: Record<string, string>) => spawnHbagg(['run'], env);
 
 /** The entries a journal file holds, replayed the way the daemon replays it. */
 function journalEntries(dir: string): Map<string, PingWorker> {

@@ -6,7 +6,6 @@
  * `suppressed`, never lists them in a ping, and takes a new instance of the
  * same worker.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -17,6 +16,7 @@ import { replay } from '../../src/daemon/journal-record.js';
 import type { LeaveReply, Ping } from '../../src/protocol/schemas.js';
 import {
   natsClient,
+  spawnHbagg,
   startNatsServer,
   startPlatformStub,
   startTestDaemon,
@@ -26,19 +26,7 @@ import {
   type PlatformStub,
 } from '../helpers/index.js';
 
-const CLI = path.resolve(import.meta.dirname, '../../src/cli.ts');
-
-function runCli(env: Record<string, string>): { proc: ChildProcess; out: () => string; exited: Promise<unknown> } {
-  const proc = spawn(process.execPath, ['--import', 'tsx', CLI, 'run'], {
-    env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', ...env },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let out = '';
-  proc.stdout?.on('data', (c: Buffer) => (out += c.toString()));
-  proc.stderr?.on('data', (c: Buffer) => (out += c.toString()));
-  const exited = new Promise((r) => proc.once('exit', r));
-  return { proc, out: () => out, exited };
-}
+const runCli = (env: Record<string, string>) => spawnHbagg(['run'], env);
 
 const beat = (worker: string, instance: string, seq: number) => ({ v: 1, worker, instance, seq, interval_ms: 100 });
 
