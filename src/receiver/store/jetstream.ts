@@ -1,0 +1,169 @@
+/**
+ * The shared store: one JetStream KV entry per node (compare-and-set on the
+ * entry's revision), a watch that keeps this replica's cache current, and a
+ * stream of events (`<subject>.<node>`, `Nats-Msg-Id` = event id, so a
+ * republished event is dropped by the server within the duplicate window).
+ */
+import { jetstream, jetstreamManager, JetStreamApiCodes, JetStreamApiError, type JetStreamClient } from '@nats-io/jetstream';
+import { Kvm, type KV } from '@nats-io/kv';
+import { connect, nanos, type NatsConnection } from '@nats-io/transport-node';
+import { orTimeout } from '../../util/index.js';
+import type { NodeRecord } from '../record.js';
+import { StoreUnavailableError, type ReceiverStore, type StoredNode } from './types.js';
+
+export interface JetStreamStoreOptions {
+  /** NATS server URLs (any member of the cluster). */
+  servers: string[];
+  /** KV bucket holding one entry per node. Default `hbagg_nodes`. */
+  bucket?: string;
+  /** Replicas of the bucket and of the event stream (1, 3 or 5). Default 1. */
+  replicas?: number;
+  /** Event stream name. Default `HBAGG_EVENTS`. */
+  stream?: string;
+  /** Events go to `<subject>.<node>`. Default `hbagg.events`. */
+  subject?: string;
+  /** Republished events within this window are dropped by the server. Default 600000. */
+  duplicateWindowMs?: number;
+  /** Every store request gives up after this long. Default 2000. */
+  timeoutMs?: number;
+  /** The first connection must succeed within this long. Default 5000. */
+  connectTimeoutMs?: number;
+}
+
+const SAFE_TOKEN = /^[A-Za-z0-9_-]{1,128}$/;
+
+/** A node id as a KV key and a subject token: itself when safe, else `=` + base64url (never collides: `=` is not in safe ids). */
+export function nodeToken(node: string): string {
+  return SAFE_TOKEN.test(node) ? node : `=${Buffer.from(node, 'utf8').toString('base64url')}`;
+}
+
+const isConflict = (err: unknown) =>
+  err instanceof JetStreamApiError &&
+  (err.code === JetStreamApiCodes.StreamWrongLastSequence || err.code === JetStreamApiCodes.StreamWrongLastSequenceUnknown);
+
+function unavailable(what: string, err: unknown): StoreUnavailableError {
+  return new StoreUnavailableError(`store ${what} failed: ${(err as Error).message}`, { cause: err });
+}
+
+export function jetstreamStore(opts: JetStreamStoreOptions): ReceiverStore {
+  const bucket = opts.bucket ?? 'hbagg_nodes';
+  const replicas = opts.replicas ?? 1;
+  const streamName = opts.stream ?? 'HBAGG_EVENTS';
+  const subject = opts.subject ?? 'hbagg.events';
+  const timeout = opts.timeoutMs ?? 2_000;
+  const cache = new Map<string, StoredNode>();
+  let nc: NatsConnection | undefined;
+  let js: JetStreamClient | undefined;
+  let kv: KV | undefined;
+  let closed = false;
+  let stopWatch: (() => void) | undefined;
+
+  const remember = (node: string, stored: StoredNode) => {
+    const have = cache.get(node);
+    if (have === undefined || have.revision < stored.revision) cache.set(node, stored);
+  };
+
+  /** Feeds the cache from the bucket: every last value, then every change. Restarted after a reconnect. */
+  const watch = async () => {
+    if (kv === undefined || closed) return;
+    stopWatch?.();
+    const it = await kv.watch({ key: '>', ignoreDeletes: true });
+    stopWatch = () => it.stop();
+    void (async () => {
+      try {
+        for await (const e of it) {
+          if (e.operation !== 'PUT') continue;
+          const record = e.json<NodeRecord>();
+          remember(record.node, { record, revision: e.revision });
+        }
+      } catch {
+        // The next reconnect starts a new watch.
+      }
+    })();
+  };
+
+  const connected = (): { kv: KV; js: JetStreamClient } => {
+    if (kv === undefined || js === undefined || nc === undefined || nc.isClosed()) throw new StoreUnavailableError('store is not connected');
+    return { kv, js };
+  };
+
+  return {
+    kind: 'jetstream',
+    async start() {
+      try {
+        nc = await orTimeout(
+          connect({ servers: opts.servers, name: 'hbagg-receiver', maxReconnectAttempts: -1, reconnectTimeWait: 250, timeout }),
+          opts.connectTimeoutMs ?? 5_000,
+          `connecting to ${opts.servers.join(',')}`,
+        );
+        js = jetstream(nc, { timeout });
+        const jsm = await jetstreamManager(nc, { timeout });
+        kv = await new Kvm(js).create(bucket, { replicas, history: 1, timeout });
+        try {
+          await jsm.streams.add({
+            name: streamName, subjects: [`${subject}.>`], num_replicas: replicas, duplicate_window: nanos(opts.duplicateWindowMs ?? 600_000),
+          });
+        } catch (err) {
+          // Another replica made it first (maybe with other settings): use it as it is.
+          await jsm.streams.info(streamName).catch(() => Promise.reject(err));
+        }
+      } catch (err) {
+        await nc?.close().catch(() => undefined);
+        throw new StoreUnavailableError(`cannot open the JetStream store at ${opts.servers.join(',')}: ${(err as Error).message}`, { cause: err });
+      }
+      await watch();
+      const conn = nc;
+      void (async () => {
+        for await (const s of conn.status()) if (s.type === 'reconnect') await watch().catch(() => undefined);
+      })();
+    },
+    cached: (node) => cache.get(node),
+    all: () => cache.values(),
+    async read(node) {
+      let e;
+      try {
+        e = await connected().kv.get(nodeToken(node));
+      } catch (err) {
+        throw unavailable('read', err);
+      }
+      if (e === null || e.operation !== 'PUT') return undefined;
+      const stored = { record: e.json<NodeRecord>(), revision: e.revision };
+      remember(node, stored);
+      return stored;
+    },
+    async swap(node, record, revision) {
+      let next: number;
+      try {
+        next = await connected().kv.put(nodeToken(node), JSON.stringify(record), { previousSeq: revision, timeout });
+      } catch (err) {
+        if (isConflict(err)) return undefined;
+        throw unavailable('write', err);
+      }
+      remember(node, { record, revision: next });
+      return next;
+    },
+    async publish(events) {
+      const client = connected().js;
+      try {
+        // Sent in order on one connection; awaited together.
+        await Promise.all(
+          events.map((e) => client.publish(`${subject}.${nodeToken(e.node)}`, JSON.stringify(e), { msgID: e.id, timeout })),
+        );
+      } catch (err) {
+        throw unavailable('publish', err);
+      }
+    },
+    async check() {
+      try {
+        await orTimeout(connected().kv.status(), timeout, 'store status');
+      } catch (err) {
+        throw unavailable('status', err);
+      }
+    },
+    async close() {
+      closed = true;
+      stopWatch?.();
+      await nc?.close().catch(() => undefined);
+    },
+  };
+}
