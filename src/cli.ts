@@ -9,7 +9,7 @@ import { Daemon, VERSION } from './daemon/daemon.js';
 import { createLogger } from './daemon/logger.js';
 import { Demo, formatSummary } from './demo/demo.js';
 import { NatsUnavailableError } from './demo/nats.js';
-import { formatEvent, startReceiver } from './receiver/index.js';
+import { formatEvent, jetstreamStore, startReceiver, type ReceiverLogger } from './receiver/index.js';
 
 const USAGE = `hbagg ${VERSION}: batched heartbeat aggregator
 
@@ -19,8 +19,10 @@ usage:
   hbagg demo [--duration SECONDS] [--workers N] [--nats URL] [--log FILE]
                                       see it work: NATS, the daemon, simulated workers and a platform in one process
   hbagg receive [--port N] [--host HOST] [--next-interval-ms N] [--token TOKEN] [--json]
+                [--store nats://HOST:PORT[,...]] [--bucket NAME] [--replicas N]
                                       the reference platform receiver: validates pings, prints what it learns
-                                      (the token can come from HBAGG_RECEIVER_TOKEN instead)
+                                      (the token can come from HBAGG_RECEIVER_TOKEN instead); with --store,
+                                      one replica of many sharing a JetStream KV bucket
   hbagg --version
 
 Settings come from the config file, then HBAGG_* environment variables (which win).
@@ -182,40 +184,64 @@ async function receive(args: string[]): Promise<number> {
   const values = flags('receive', args, {
     port: { type: 'string' }, host: { type: 'string' }, 'next-interval-ms': { type: 'string' },
     token: { type: 'string' }, json: { type: 'boolean' },
+    store: { type: 'string' }, bucket: { type: 'string' }, replicas: { type: 'string' },
   });
   if (!values) return 2;
   const port = intFlag('port', values.port ?? '8080', 0, 65_535);
   const next = intFlag('next-interval-ms', values['next-interval-ms'], 0, 86_400_000);
-  for (const bad of [port, next]) {
-    if (typeof bad === 'string') {
-      console.error(`hbagg receive: ${bad}`);
-      return 2;
-    }
+  const replicas = intFlag('replicas', values.replicas, 1, 5);
+  const servers = values.store?.split(',').map((u) => u.trim());
+  const problems = [port, next, replicas].filter((x): x is string => typeof x === 'string');
+  if (servers?.some((u) => !/^(nats|tls):\/\/[^\s/]+$/.test(u))) problems.push(`--store expects nats://HOST:PORT (comma separated), got ${JSON.stringify(values.store)}`);
+  if (values.store === undefined && (values.bucket !== undefined || values.replicas !== undefined)) problems.push('--bucket and --replicas need --store');
+  if (values.bucket !== undefined && !/^[A-Za-z0-9_-]{1,64}$/.test(values.bucket)) problems.push(`--bucket expects letters, digits, - and _, got ${JSON.stringify(values.bucket)}`);
+  if (problems.length > 0) {
+    console.error(problems.map((p) => `hbagg receive: ${p}`).join('\n'));
+    return 2;
   }
   const host = values.host ?? '127.0.0.1';
   const json = values.json === true;
+  const store = servers === undefined
+    ? undefined
+    : jetstreamStore({ servers, ...(values.bucket ? { bucket: values.bucket } : {}), ...(typeof replicas === 'number' ? { replicas } : {}) });
   let r;
   try {
     r = await startReceiver({
       port: port as number,
       host,
+      ...(store ? { store } : {}),
+      logger: stderrLogger(),
       nextIntervalMs: typeof next === 'number' ? next : undefined,
       token: values.token ?? process.env['HBAGG_RECEIVER_TOKEN'],
       onEvent: (e) => console.log(json ? JSON.stringify(e) : `${new Date(e.at).toISOString()} ${formatEvent(e)}`),
     });
   } catch (err) {
-    console.error(`hbagg receive: cannot listen on ${host}:${String(port)}: ${(err as Error).message}`);
+    const where = store ? `the store at ${values.store} or ${host}:${String(port)}` : `${host}:${String(port)}`;
+    console.error(`hbagg receive: cannot start (${where}): ${(err as Error).message}`);
     return 1;
   }
-  console.error(`hbagg receive: listening on http://${host.includes(':') ? `[${host}]` : host}:${r.port}; POST pings to any path (GET /v1/nodes shows what it knows)`);
+  const what = store ? `; ledger in JetStream KV at ${values.store}` : '';
+  console.error(`hbagg receive: listening on http://${host.includes(':') ? `[${host}]` : host}:${r.port}; POST pings to any path (GET /v1/nodes shows what it knows)${what}`);
   await new Promise<void>((resolve) => {
     process.once('SIGINT', () => resolve());
     process.once('SIGTERM', () => resolve());
   });
   await r.close();
   const s = r.stats();
-  console.error(`hbagg receive: stopped after ${s.pings} pings (${s.rejected} rejected, ${s.duplicates} repeated)`);
+  console.error(`hbagg receive: stopped after ${s.pings} pings (${s.rejected} rejected, ${s.duplicates} repeated, ${s.unavailable} refused with 503)`);
   return 0;
+}
+
+/** JSON lines on stderr (stdout carries the events), each message at most once per 5 s. */
+function stderrLogger(): ReceiverLogger {
+  const last = new Map<string, number>();
+  const line = (level: string) => (obj: object, msg: string) => {
+    const now = Date.now();
+    if (now - (last.get(msg) ?? -Infinity) < 5_000) return;
+    last.set(msg, now);
+    console.error(JSON.stringify({ level, time: now, msg, ...obj }));
+  };
+  return { info: line('info'), warn: line('warn') };
 }
 
 main(process.argv.slice(2)).then(

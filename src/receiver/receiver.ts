@@ -25,7 +25,7 @@ export interface ReceiverLogger {
 export interface ReceiverLimits {
   /** Bodies over this get 413. Default 16 MiB. */
   maxBodyBytes?: number;
-  /** Compare-and-set tries per change before answering 503. Default 8. */
+  /** Compare-and-set tries per change before answering 503. Default 12. */
   maxAttempts?: number;
 }
 
@@ -93,7 +93,7 @@ export async function createReceiver(opts: CreateReceiverOptions = {}): Promise<
   const counts: ReceiverCounts = { pings: 0, beats: 0, duplicates: 0, rejected: 0, unavailable: 0 };
   const metrics = createMetrics(() => store.all());
   const writer = new Writer({
-    store, metrics, ledger: opts.ledger ?? {}, maxAttempts: opts.limits?.maxAttempts ?? 8, outboxGraceMs: 2_000, emit, log,
+    store, metrics, ledger: opts.ledger ?? {}, maxAttempts: opts.limits?.maxAttempts ?? 12, outboxGraceMs: 2_000, emit, log,
   });
 
   await store.start();

@@ -33,12 +33,30 @@ export interface WriterDeps {
   log: WriterLogger;
 }
 
+/** A short random pause after a lost race, growing with each try, so the replica that keeps winning lets the other through. */
+const backoff = (attempt: number) => new Promise((resolve) => setTimeout(resolve, Math.random() * Math.min(100, 2 ** attempt)));
+
 export type ApplyOutcome = { outcome: 'applied'; events: RecordEvent[] } | { outcome: 'duplicate' };
 
 export class Writer {
+  /** The last queued change of each node: changes of one node take turns within a replica. */
+  private readonly tails = new Map<string, Promise<unknown>>();
+
   constructor(private readonly d: WriterDeps) {}
 
-  async apply(ping: Ping, t: Instant): Promise<ApplyOutcome> {
+  /** Applies the ping; pings of one node are applied one after another here, so only other replicas conflict. */
+  apply(ping: Ping, t: Instant): Promise<ApplyOutcome> {
+    const node = ping.node;
+    const run = (this.tails.get(node) ?? Promise.resolve()).then(() => this.applyNow(ping, t));
+    const tail = run.catch(() => undefined);
+    this.tails.set(node, tail);
+    void tail.then(() => {
+      if (this.tails.get(node) === tail) this.tails.delete(node);
+    });
+    return run;
+  }
+
+  private async applyNow(ping: Ping, t: Instant): Promise<ApplyOutcome> {
     let cur = this.d.store.cached(ping.node);
     for (let attempt = 1; attempt <= this.d.maxAttempts; attempt++) {
       const leftover = cur?.record.outbox !== undefined ? await this.flush(cur.record.outbox) : [];
@@ -50,6 +68,7 @@ export class Writer {
         return { outcome: 'applied', events: result.events };
       }
       this.d.metrics.conflicts.inc();
+      await backoff(attempt);
       cur = await this.read(ping.node);
     }
     throw new StoreUnavailableError(`node ${ping.node} changed on every one of ${this.d.maxAttempts} tries`);
@@ -77,6 +96,7 @@ export class Writer {
         return;
       }
       this.d.metrics.conflicts.inc();
+      await backoff(attempt);
       cur = await this.read(node);
     }
   }

@@ -13,6 +13,8 @@ export interface NatsServerOptions {
   jetstream?: boolean;
   /** Listen on this port instead of a free one. */
   port?: number;
+  /** Server name (`-n`); fixed across restarts. Default: a fresh unique name per launch. */
+  name?: string;
   /** More command-line arguments, e.g. `['--user', 'u', '--pass', 'p']`, `['--auth', 'TOKEN']` or TLS files. */
   args?: string[];
 }
@@ -46,7 +48,7 @@ export async function startNatsServer(opts: NatsServerOptions = {}): Promise<Nat
   let proc: RunningServer;
   for (let attempt = 1; ; attempt++) {
     try {
-      proc = await launch(port, storeDir, opts.args);
+      proc = await launch(port, storeDir, opts.args, opts.name);
       break;
     } catch (err) {
       // A free port can be taken between getFreePort() and the bind: try another.
@@ -69,7 +71,7 @@ export async function startNatsServer(opts: NatsServerOptions = {}): Promise<Nat
     kill: () => halt('SIGKILL'),
     async restart() {
       await halt('SIGTERM');
-      current = await launch(port, storeDir, opts.args);
+      current = await launch(port, storeDir, opts.args, opts.name);
     },
   };
 }
@@ -80,8 +82,10 @@ interface RunningServer {
   halt(signal: 'SIGTERM' | 'SIGKILL'): Promise<void>;
 }
 
-async function launch(port: number, storeDir: string | undefined, extra: readonly string[] = []): Promise<RunningServer> {
-  const name = `hbagg-test-${randomUUID()}`;
+async function launch(
+  port: number, storeDir: string | undefined, extra: readonly string[] = [], fixedName?: string,
+): Promise<RunningServer> {
+  const name = fixedName ?? `hbagg-test-${randomUUID()}`;
   const args = ['-a', '127.0.0.1', '-p', String(port), '-n', name];
   if (storeDir) args.push('-js', '-sd', storeDir);
   args.push(...extra);
