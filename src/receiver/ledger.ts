@@ -114,6 +114,7 @@ export function applyPing(prev: NodeRecord | undefined, ping: Ping, t: Instant, 
   }
 
   settleRestart(rec, ping, t, events, nextId);
+  for (const w of ping.workers) rec.beats += w.beats;
   rec.applied.push(ping.batch.id);
   const keep = opts.appliedIds ?? DEFAULT_APPLIED_IDS;
   if (rec.applied.length > keep) rec.applied.splice(0, rec.applied.length - keep);
@@ -191,7 +192,7 @@ export function liveCount(rec: NodeRecord): number {
 
 function cloneRecord(prev: NodeRecord | undefined, ping: Ping): NodeRecord {
   if (prev === undefined) {
-    return { node: ping.node, daemon: ping.daemon.instance, leaseMs: 0, deadline: 0, lastPing: 0, state: 'alive' as NodeState, workers: {}, applied: [] };
+    return { node: ping.node, daemon: ping.daemon.instance, leaseMs: 0, deadline: 0, lastPing: 0, state: 'alive' as NodeState, workers: {}, beats: 0, applied: [] };
   }
   // Records are small and plain: a structured clone keeps the input untouched (the caller may retry a CAS with it).
   const { outbox: _outbox, ...rest } = prev;

@@ -41,6 +41,8 @@ export interface NodeRecord {
   lastPing: number;
   state: NodeState;
   workers: Record<string, WorkerRecord>;
+  /** Sum of `beats` over the applied pings: every beat the daemon had accepted, once per applied ping. */
+  beats: number;
   /** Recent batch ids, oldest first: a ping whose id is here was applied already. */
   applied: string[];
   restart?: PendingRestart;

@@ -10,6 +10,8 @@ export interface NodeView {
   /** Wall time the lease passes. */
   lease_until: number;
   last_ping: number;
+  /** Beats reported by the applied pings. */
+  beats: number;
   /** Current instances by state. */
   counts: Record<WorkerState, number>;
 }
@@ -33,7 +35,7 @@ export function nodeView(r: NodeRecord): NodeView {
     const cur = wr.instances[wr.current];
     if (cur) counts[cur.state]++;
   }
-  return { node: r.node, daemon: r.daemon, state: r.state, lease_ms: r.leaseMs, lease_until: r.deadline, last_ping: r.lastPing, counts };
+  return { node: r.node, daemon: r.daemon, state: r.state, lease_ms: r.leaseMs, lease_until: r.deadline, last_ping: r.lastPing, beats: r.beats, counts };
 }
 
 export function workerViews(r: NodeRecord): WorkerView[] {

@@ -44,6 +44,8 @@ export interface RoundRobinProxy {
   readonly url: string;
   /** Requests each target answered. */
   readonly served: number[];
+  /** Bodies of the requests answered 2xx. */
+  readonly accepted: string[];
   close(): Promise<void>;
 }
 
@@ -54,14 +56,19 @@ export interface RoundRobinProxy {
 export async function startRoundRobinProxy(targets: () => string[]): Promise<RoundRobinProxy> {
   let next = 0;
   const served: number[] = [];
+  const accepted: string[] = [];
   const server: Server = createServer((req, res) => {
     const list = targets();
     const i = next++ % list.length;
     const target = new URL(req.url ?? '/', list[i]);
+    const chunks: Buffer[] = [];
+    req.on('data', (c: Buffer) => chunks.push(c));
     const out = request(target, { method: req.method, headers: req.headers }, (answer) => {
       served[i] = (served[i] ?? 0) + 1;
-      res.writeHead(answer.statusCode ?? 502, answer.headers);
+      const status = answer.statusCode ?? 502;
+      res.writeHead(status, answer.headers);
       answer.pipe(res);
+      if (status >= 200 && status < 300) answer.on('end', () => accepted.push(Buffer.concat(chunks).toString('utf8')));
     });
     out.on('error', (err) => {
       if (!res.headersSent) res.writeHead(502, { 'content-type': 'application/json' });
@@ -74,6 +81,7 @@ export async function startRoundRobinProxy(targets: () => string[]): Promise<Rou
   return {
     url: `http://127.0.0.1:${port}`,
     served,
+    accepted,
     close: () =>
       new Promise<void>((resolve) => {
         server.close(() => resolve());

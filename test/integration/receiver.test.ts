@@ -158,4 +158,37 @@ describe('reference receiver', () => {
     await post(r, ping([], {}, 'node-a', 'd2'));
     expect(r.events.at(-1)).toMatchObject({ type: 'node', change: 'restarted', daemon: 'd2', previous: 'd1' });
   });
+
+  it('reports a worker missing from a restarted daemon first ping as lost, reason daemon_restarted, once', async () => {
+    const r = await receiver();
+    await post(r, ping([worker('w1'), worker('w2')], {}, 'node-a', 'd1'));
+    await post(r, ping([worker('w1')], {}, 'node-a', 'd2'));
+    await post(r, ping([worker('w1')], {}, 'node-a', 'd2'));
+    expect(changes(r.events)).toEqual(['node appeared', 'w1 appeared', 'w2 appeared', 'node restarted', 'w2 lost']);
+    expect(r.events.at(-1)).toMatchObject({ type: 'worker', worker: 'w2', instance: 'w2-i1', reason: 'daemon_restarted' });
+    const lost = (await (await fetch(`${r.url}/v1/workers?state=lost`)).json()) as { workers: unknown[] };
+    expect(lost.workers).toEqual([expect.objectContaining({ node: 'node-a', worker: 'w2', state: 'lost', reason: 'daemon_restarted' })]);
+  });
+
+  it('answers the query and probe routes', async () => {
+    const r = await receiver({ token: 't0k' });
+    await post(r, ping([worker('w1'), worker('w2', { state: 'draining' })], {}, 'node/b'), { authorization: 'Bearer t0k' });
+    const auth = { headers: { authorization: 'Bearer t0k' } };
+    expect((await fetch(`${r.url}/v1/nodes`)).status).toBe(401);
+    const nodes = (await (await fetch(`${r.url}/v1/nodes`, auth)).json()) as { nodes: Record<string, unknown>[] };
+    expect(nodes.nodes).toEqual([expect.objectContaining({ node: 'node/b', state: 'alive', counts: { active: 1, draining: 1, stopped: 0, lost: 0 } })]);
+    const one = (await (await fetch(`${r.url}/v1/nodes/${encodeURIComponent('node/b')}`, auth)).json()) as { workers: unknown[] };
+    expect(one.workers).toHaveLength(2);
+    expect((await fetch(`${r.url}/v1/nodes/nope`, auth)).status).toBe(404);
+    const draining = (await (await fetch(`${r.url}/v1/workers?state=draining`, auth)).json()) as { workers: { worker: string }[] };
+    expect(draining.workers.map((w) => w.worker)).toEqual(['w2']);
+    const bad = await fetch(`${r.url}/v1/workers?state=sleeping`, auth);
+    expect(bad.status).toBe(400);
+    expect(((await bad.json()) as { error: string }).error).toMatch(/^state must be one of active, draining, stopped, lost/);
+    expect((await fetch(`${r.url}/livez`)).status).toBe(200);
+    expect((await fetch(`${r.url}/readyz`)).status).toBe(200);
+    const metrics = await (await fetch(`${r.url}/metrics`)).text();
+    expect(metrics).toMatch(/^hbagg_receiver_pings_applied_total 1$/m);
+    expect(metrics).toMatch(/hbagg_receiver_apply_seconds_count 1/);
+  });
 });
