@@ -60,7 +60,7 @@ export type RecordEvent = Exclude<ReceiverEvent, { type: 'request' }>;
 export interface LedgerOptions {
   /** Terminal instances are forgotten after this long. Default 600000. */
   retentionMs?: number;
-  /** How many recent batch ids each node remembers for deduplication. Default 64. */
+  /** How many recent batch ids each node remembers for deduplication (a retry gets a new id: only copies of one request share it). Default 16. */
   appliedIds?: number;
 }
 
@@ -69,7 +69,7 @@ export type ApplyResult =
   | { duplicate: false; record: NodeRecord; events: RecordEvent[] };
 
 const DEFAULT_RETENTION_MS = 600_000;
-const DEFAULT_APPLIED_IDS = 64;
+const DEFAULT_APPLIED_IDS = 16;
 const isLive = (s: WorkerState | undefined) => s === 'active' || s === 'draining';
 
 /** Applies one ping (or part) received at `t` to the node's record (undefined: never seen). */
