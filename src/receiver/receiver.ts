@@ -34,7 +34,7 @@ export interface CreateReceiverOptions {
   store?: ReceiverStore;
   /** When set, pings and the `/v1` routes need `authorization: Bearer <one of them>` (401 otherwise). */
   tokens?: string | readonly string[];
-  /** Accept delta pings (PROTOCOL.md, delta section). Default true. */
+  /** Reserved for delta pings (designed separately; no effect yet). Default true. */
   delta?: boolean;
   /** Sent in every 2xx answer as `{"next_interval_ms": N}`: a floor on the daemon's ping gap. */
   nextIntervalMs?: number;

@@ -164,3 +164,25 @@ describe('a daemon killed with kill -9', () => {
     expect(byReplica.reduce((x, y) => x + y)).toBe(1);
   }, 60_000);
 });
+
+describe('hbagg receive --store', () => {
+  it('names each bad flag and exits 2', async () => {
+    const p = spawnHbagg(['receive', '--bucket', 'a.b', '--replicas', '9']);
+    expect(await p.exited).toBe(2);
+    expect(p.stderr()).toMatch(/--replicas expects an integer from 1 to 5, got "9"/);
+    expect(p.stderr()).toMatch(/--bucket and --replicas need --store/);
+    expect(p.stderr()).toMatch(/--bucket expects letters, digits, - and _, got "a.b"/);
+    const q = spawnHbagg(['receive', '--store', 'http://x']);
+    expect(await q.exited).toBe(2);
+    expect(q.stderr()).toMatch(/--store expects nats:\/\/HOST:PORT/);
+  });
+
+  it('exits 1 naming the store when it cannot reach it', async () => {
+    const nats = await startNatsServer({ jetstream: true });
+    const url = nats.url;
+    await nats.stop();
+    const p = spawnHbagg(['receive', '--port', '0', '--store', url]);
+    expect(await p.exited).toBe(1);
+    expect(p.stderr()).toContain(`hbagg receive: cannot start (the store at ${url}`);
+  }, 30_000);
+});
