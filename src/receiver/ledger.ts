@@ -176,7 +176,9 @@ function settleRestart(rec: NodeRecord, ping: Ping, t: Instant, events: RecordEv
 /** Expires the node when its lease has passed by `t`; undefined when nothing changes. */
 export function expireNode(prev: NodeRecord, t: Instant): { record: NodeRecord; events: RecordEvent[] } | undefined {
   if (prev.state !== 'alive' || prev.deadline > t.wall) return undefined;
-  const record: NodeRecord = { ...prev, state: 'expired' };
+  // The caller publishes an outbox left behind before it writes the new record.
+  const { outbox: _o, outboxAt: _a, ...rest } = prev;
+  const record: NodeRecord = { ...rest, state: 'expired' };
   const event: RecordEvent = {
     type: 'node', change: 'expired', id: `${prev.node}:expired:${prev.daemon}:${prev.deadline}`, at: t.wall, node: prev.node,
     daemon: prev.daemon, lease_ms: prev.leaseMs, workers: liveCount(prev),

@@ -90,7 +90,8 @@ export class Writer {
     for (let attempt = 1; cur !== undefined && attempt <= this.d.maxAttempts; attempt++) {
       const result = expireNode(cur.record, t);
       if (result === undefined) return;
-      if (await this.commit(node, cur, result.record, result.events, t)) {
+      const leftover = cur.record.outbox !== undefined ? await this.flush(cur.record.outbox) : [];
+      if (await this.commit(node, cur, result.record, [...leftover, ...result.events], t)) {
         this.d.metrics.expired.inc();
         this.d.emit(result.events);
         return;
