@@ -48,6 +48,13 @@ function rssOf(pid: number | undefined): number {
   return Number(/VmRSS:\s+(\d+) kB/.exec(status)?.[1] ?? Number.NaN) * 1024;
 }
 
+/** CPU seconds (user + system) the process has used so far. */
+function cpuOf(pid: number | undefined): number {
+  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').replace(/^.*\) /, '').split(' ');
+  // utime and stime are fields 14 and 15 of stat (11 and 12 after the command), in clock ticks (100 Hz on Linux).
+  return (Number(fields[11]) + Number(fields[12])) / 100;
+}
+
 async function metric(url: string, name: string): Promise<number> {
   const text = await (await fetch(`${url}/metrics`)).text();
   let sum = 0;
@@ -117,6 +124,7 @@ export async function benchReceiver(opts: ReceiverBenchOptions): Promise<Section
           if (warm.failed > 0) throw new Error(`${warm.failed} of ${n} first pings failed`);
           const ops0 = await sum(replicas, 'hbagg_receiver_store_ops_total');
           const applied0 = await sum(replicas, 'hbagg_receiver_pings_applied_total');
+          const cpu0 = replicas.map((r) => cpuOf(r.child.proc.pid));
           const t0 = performance.now();
           const run = await drive(n, workers, replicas, opts.concurrency, daemon, n, { untilMs: opts.durationMs });
           const seconds = (performance.now() - t0) / 1000;
@@ -124,6 +132,10 @@ export async function benchReceiver(opts: ReceiverBenchOptions): Promise<Section
           const applied = (await sum(replicas, 'hbagg_receiver_pings_applied_total')) - applied0;
           const conflicts = await sum(replicas, 'hbagg_receiver_conflicts_total');
           const rssAfter = replicas.map((r) => rssOf(r.child.proc.pid));
+          const cpuSeconds = replicas.reduce((a, r, i) => a + cpuOf(r.child.proc.pid) - cpu0[i]!, 0);
+          const cpuPerPing = cpuSeconds / Math.max(1, applied);
+          // Each replica has a core of its own in this estimate: `count` cores over the CPU all replicas spend per ping.
+          const nodesAt30s = (count * 30) / cpuPerPing;
           const perSec = applied / seconds;
           const p99 = quantile(run.latencies, 0.99);
           const rssPerNode = rssAfter.reduce((a, b, i) => a + b - rssBefore[i]!, 0) / count / n;
@@ -133,10 +145,12 @@ export async function benchReceiver(opts: ReceiverBenchOptions): Promise<Section
             { section: 'receiver', name: `request p99 (${tag})`, value: sig(p99), unit: 'ms', how: 'POST to answer, as the load generator sees it' },
             { section: 'receiver', name: `store ops per ping (${tag})`, value: sig(ops / Math.max(1, applied)), unit: 'ops', how: 'reads + writes + publishes over applied pings (steady state: no events)' },
             { section: 'receiver', name: `RSS per node (${tag})`, value: sig(rssPerNode), unit: 'B', how: 'receiver RSS growth per node held, per replica' },
-            { section: 'receiver', name: `nodes at a 30 s interval (${tag})`, value: sig(perSec * 30), unit: 'nodes', how: 'applied pings/s x 30 s' },
+            { section: 'receiver', name: `receiver CPU per ping (${tag})`, value: sig(cpuPerPing * 1e6), unit: 'us', how: 'user+system CPU of all replicas over applied pings (/proc/PID/stat)' },
+            { section: 'receiver', name: `nodes at a 30 s interval, by wall throughput (${tag})`, value: sig(perSec * 30), unit: 'nodes', how: 'applied pings/s x 30 s on this loaded machine' },
+            { section: 'receiver', name: `nodes at a 30 s interval, one core per replica (${tag})`, value: sig(nodesAt30s), unit: 'nodes', how: 'replicas x 30 s / CPU per ping (the nats-server not counted)' },
           );
-          details.push({ n, replicas: count, seconds, applied, failed: run.failed, perSec, p99, ops, conflicts, rssBefore, rssAfter });
-          process.stderr.write(`  receiver ${tag}: ${Math.round(perSec)} pings/s, p99 ${p99.toFixed(1)} ms, ${(ops / Math.max(1, applied)).toFixed(2)} ops/ping, ${Math.round(rssPerNode)} B/node, ${conflicts} conflicts, ${run.failed} failed\n`);
+          details.push({ n, replicas: count, seconds, applied, failed: run.failed, perSec, p99, ops, conflicts, rssBefore, rssAfter, cpuSeconds });
+          process.stderr.write(`  receiver ${tag}: ${Math.round(perSec)} pings/s, p99 ${p99.toFixed(1)} ms, ${(ops / Math.max(1, applied)).toFixed(2)} ops/ping, ${Math.round(rssPerNode)} B/node, ${Math.round(cpuPerPing * 1e6)} us CPU/ping, ${conflicts} conflicts, ${run.failed} failed\n`);
         } finally {
           for (const r of replicas) {
             r.child.proc.kill('SIGTERM');

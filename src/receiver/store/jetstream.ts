@@ -58,9 +58,10 @@ export function jetstreamStore(opts: JetStreamStoreOptions): ReceiverStore {
   let closed = false;
   let stopWatch: (() => void) | undefined;
 
-  const remember = (node: string, stored: StoredNode) => {
-    const have = cache.get(node);
-    if (have === undefined || have.revision < stored.revision) cache.set(node, stored);
+  // Keyed by KV key (the node's token), so the watch can skip what this replica wrote without parsing it.
+  const remember = (key: string, stored: StoredNode) => {
+    const have = cache.get(key);
+    if (have === undefined || have.revision < stored.revision) cache.set(key, stored);
   };
 
   /** Feeds the cache from the bucket: every last value, then every change. Restarted after a reconnect. */
@@ -72,9 +73,8 @@ export function jetstreamStore(opts: JetStreamStoreOptions): ReceiverStore {
     void (async () => {
       try {
         for await (const e of it) {
-          if (e.operation !== 'PUT') continue;
-          const record = e.json<NodeRecord>();
-          remember(record.node, { record, revision: e.revision });
+          if (e.operation !== 'PUT' || (cache.get(e.key)?.revision ?? 0) >= e.revision) continue;
+          remember(e.key, { record: e.json<NodeRecord>(), revision: e.revision });
         }
       } catch {
         // The next reconnect starts a new watch.
@@ -117,29 +117,31 @@ export function jetstreamStore(opts: JetStreamStoreOptions): ReceiverStore {
         for await (const s of conn.status()) if (s.type === 'reconnect') await watch().catch(() => undefined);
       })();
     },
-    cached: (node) => cache.get(node),
+    cached: (node) => cache.get(nodeToken(node)),
     all: () => cache.values(),
     async read(node) {
+      const key = nodeToken(node);
       let e;
       try {
-        e = await connected().kv.get(nodeToken(node));
+        e = await connected().kv.get(key);
       } catch (err) {
         throw unavailable('read', err);
       }
       if (e === null || e.operation !== 'PUT') return undefined;
       const stored = { record: e.json<NodeRecord>(), revision: e.revision };
-      remember(node, stored);
+      remember(key, stored);
       return stored;
     },
     async swap(node, record, revision) {
+      const key = nodeToken(node);
       let next: number;
       try {
-        next = await connected().kv.put(nodeToken(node), JSON.stringify(record), { previousSeq: revision, timeout });
+        next = await connected().kv.put(key, JSON.stringify(record), { previousSeq: revision, timeout });
       } catch (err) {
         if (isConflict(err)) return undefined;
         throw unavailable('write', err);
       }
-      remember(node, { record, revision: next });
+      remember(key, { record, revision: next });
       return next;
     },
     async publish(events) {
