@@ -56,6 +56,8 @@ export function jetstreamStore(opts: JetStreamStoreOptions): ReceiverStore {
   let js: JetStreamClient | undefined;
   let kv: KV | undefined;
   let closed = false;
+  // While the connection is down, requests would only wait for their timeout: refuse at once.
+  let disconnected = false;
   let stopWatch: (() => void) | undefined;
 
   // Keyed by KV key (the node's token), so the watch can skip what this replica wrote without parsing it.
@@ -84,6 +86,7 @@ export function jetstreamStore(opts: JetStreamStoreOptions): ReceiverStore {
 
   const connected = (): { kv: KV; js: JetStreamClient } => {
     if (kv === undefined || js === undefined || nc === undefined || nc.isClosed()) throw new StoreUnavailableError('store is not connected');
+    if (disconnected) throw new StoreUnavailableError('store connection lost; reconnecting');
     return { kv, js };
   };
 
@@ -114,7 +117,13 @@ export function jetstreamStore(opts: JetStreamStoreOptions): ReceiverStore {
       await watch();
       const conn = nc;
       void (async () => {
-        for await (const s of conn.status()) if (s.type === 'reconnect') await watch().catch(() => undefined);
+        for await (const s of conn.status()) {
+          if (s.type === 'disconnect') disconnected = true;
+          else if (s.type === 'reconnect') {
+            disconnected = false;
+            await watch().catch(() => undefined);
+          }
+        }
       })();
     },
     cached: (node) => cache.get(nodeToken(node)),
