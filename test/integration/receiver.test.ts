@@ -1,6 +1,8 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import type { Ping, PingWorker } from '../../src/protocol/index.js';
-import { startReceiver, type Receiver, type ReceiverEvent } from '../../src/receiver/index.js';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { createReceiver, startReceiver, type Receiver, type ReceiverEvent } from '../../src/receiver/index.js';
 import { waitFor } from '../helpers/index.js';
 
 const open: Receiver[] = [];
@@ -190,5 +192,30 @@ describe('reference receiver', () => {
     const metrics = await (await fetch(`${r.url}/metrics`)).text();
     expect(metrics).toMatch(/^hbagg_receiver_pings_applied_total 1$/m);
     expect(metrics).toMatch(/hbagg_receiver_apply_seconds_count 1/);
+  });
+
+  it('mounts in a plain node:http server as the README shows, and tells its event hook', async () => {
+    const seen: ReceiverEvent[] = [];
+    const receiver = await createReceiver({ tokens: ['a', 'b'], onEvent: (e) => seen.push(e) });
+    const off = receiver.on('event', (e) => seen.push(e));
+    const server = createServer(receiver).listen(0, '127.0.0.1');
+    await new Promise((resolve) => server.once('listening', resolve));
+    try {
+      const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+      const p = ping([worker('w1')], {}, 'mounted');
+      const res = await fetch(`${url}/anything`, {
+        method: 'POST', body: JSON.stringify(p), headers: { 'content-type': 'application/json', 'idempotency-key': p.batch.id, authorization: 'Bearer b' },
+      });
+      expect(res.status).toBe(200);
+      expect(seen.map((e) => e.change)).toEqual(['appeared', 'appeared', 'appeared', 'appeared']);
+      off();
+      expect(receiver.nodes().map((n) => n.node)).toEqual(['mounted']);
+      expect(receiver.workers('active').map((w) => w.worker)).toEqual(['w1']);
+      expect(await receiver.ready()).toBe(true);
+    } finally {
+      server.close();
+      await receiver.close();
+      await receiver.close();
+    }
   });
 });
