@@ -29,8 +29,13 @@ async function receiverProcess(servers: string[], bucket: string): Promise<Recei
     child.proc.kill('SIGKILL');
     await child.exited;
   });
-  const url = await waitFor(() => /listening on (http:\/\/127\.0\.0\.1:\d+)/.exec(child.stderr())?.[1], {
-    timeoutMs: 30_000, message: 'receiver listening', intervalMs: 100,
+  let exited = false;
+  void child.exited.then(() => (exited = true));
+  const url = await waitFor(() => {
+    if (exited) throw new Error(`hbagg receive exited: ${child.stderr()}`);
+    return /listening on (http:\/\/127\.0\.0\.1:\d+)/.exec(child.stderr())?.[1];
+  }, { timeoutMs: 30_000, message: 'receiver listening', intervalMs: 100 }).catch((err: unknown) => {
+    throw new Error(`${(err as Error).message}\n--- receiver output ---\n${child.out()}`);
   });
   return { url, child };
 }

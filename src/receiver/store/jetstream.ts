@@ -28,6 +28,8 @@ export interface JetStreamStoreOptions {
   timeoutMs?: number;
   /** The first connection must succeed within this long. Default 5000. */
   connectTimeoutMs?: number;
+  /** Opening the bucket, the stream and the watch is retried until this long has passed. Default 30000. */
+  startTimeoutMs?: number;
 }
 
 const SAFE_TOKEN = /^[A-Za-z0-9_-]{1,128}$/;
@@ -66,10 +68,13 @@ export function jetstreamStore(opts: JetStreamStoreOptions): ReceiverStore {
     if (have === undefined || have.revision < stored.revision) cache.set(key, stored);
   };
 
-  /** Feeds the cache from the bucket: every last value, then every change. Restarted after a reconnect. */
-  const watch = async () => {
+  /**
+   * Feeds the cache from the bucket: every last value, then every change.
+   * Resolves once the watch exists; whenever it ends (an error, or stopped
+   * after a reconnect) a new one is made, until the store closes.
+   */
+  const watch = async (): Promise<void> => {
     if (kv === undefined || closed) return;
-    stopWatch?.();
     const it = await kv.watch({ key: '>', ignoreDeletes: true });
     stopWatch = () => it.stop();
     void (async () => {
@@ -79,9 +84,33 @@ export function jetstreamStore(opts: JetStreamStoreOptions): ReceiverStore {
           remember(e.key, { record: e.json<NodeRecord>(), revision: e.revision });
         }
       } catch {
-        // The next reconnect starts a new watch.
+        // Made again below.
+      }
+      while (!closed) {
+        await new Promise((resolve) => setTimeout(resolve, 500));
+        try {
+          await watch();
+          return;
+        } catch {
+          // The cluster may still be electing: try again.
+        }
       }
     })();
+  };
+
+  /** The bucket and the event stream, made when missing. */
+  const open = async (conn: NatsConnection) => {
+    js = jetstream(conn, { timeout });
+    const jsm = await jetstreamManager(conn, { timeout });
+    kv = await new Kvm(js).create(bucket, { replicas, history: 1, timeout });
+    try {
+      await jsm.streams.add({
+        name: streamName, subjects: [`${subject}.>`], num_replicas: replicas, duplicate_window: nanos(opts.duplicateWindowMs ?? 600_000),
+      });
+    } catch (err) {
+      // Another replica made it first (maybe with other settings): use it as it is.
+      await jsm.streams.info(streamName).catch(() => Promise.reject(err));
+    }
   };
 
   const connected = (): { kv: KV; js: JetStreamClient } => {
@@ -93,35 +122,39 @@ export function jetstreamStore(opts: JetStreamStoreOptions): ReceiverStore {
   return {
     kind: 'jetstream',
     async start() {
+      const where = opts.servers.join(',');
       try {
         nc = await orTimeout(
           connect({ servers: opts.servers, name: 'hbagg-receiver', maxReconnectAttempts: -1, reconnectTimeWait: 250, timeout }),
           opts.connectTimeoutMs ?? 5_000,
-          `connecting to ${opts.servers.join(',')}`,
+          `connecting to ${where}`,
         );
-        js = jetstream(nc, { timeout });
-        const jsm = await jetstreamManager(nc, { timeout });
-        kv = await new Kvm(js).create(bucket, { replicas, history: 1, timeout });
-        try {
-          await jsm.streams.add({
-            name: streamName, subjects: [`${subject}.>`], num_replicas: replicas, duplicate_window: nanos(opts.duplicateWindowMs ?? 600_000),
-          });
-        } catch (err) {
-          // Another replica made it first (maybe with other settings): use it as it is.
-          await jsm.streams.info(streamName).catch(() => Promise.reject(err));
-        }
       } catch (err) {
-        await nc?.close().catch(() => undefined);
-        throw new StoreUnavailableError(`cannot open the JetStream store at ${opts.servers.join(',')}: ${(err as Error).message}`, { cause: err });
+        throw new StoreUnavailableError(`cannot reach the JetStream store at ${where}: ${(err as Error).message}`, { cause: err });
       }
-      await watch();
+      // A cluster electing leaders (a member just died) times requests out for a while: keep trying until the deadline.
+      const deadline = Date.now() + (opts.startTimeoutMs ?? 30_000);
+      for (let attempt = 1; ; attempt++) {
+        try {
+          await open(nc);
+          await watch();
+          break;
+        } catch (err) {
+          if (Date.now() + 500 > deadline) {
+            await nc.close().catch(() => undefined);
+            throw new StoreUnavailableError(`cannot open the JetStream store at ${where} (${attempt} tries): ${(err as Error).message}`, { cause: err });
+          }
+          await new Promise((resolve) => setTimeout(resolve, 500));
+        }
+      }
       const conn = nc;
       void (async () => {
         for await (const s of conn.status()) {
           if (s.type === 'disconnect') disconnected = true;
           else if (s.type === 'reconnect') {
             disconnected = false;
-            await watch().catch(() => undefined);
+            // What changed while we were away comes with a fresh watch (the loop in `watch` makes it).
+            stopWatch?.();
           }
         }
       })();
