@@ -154,9 +154,13 @@ describe('a daemon killed with kill -9', () => {
     const killedAt = Date.now();
     const expired = () => reader.events.filter((e) => e.type === 'node' && e.change === 'expired' && e.node === 'doomed');
     await waitFor(async () => (await reader.poll(), expired().length > 0), { timeoutMs: lease + 15_000, message: 'node expired' });
-    expect(expired()[0]!.at).toBeGreaterThanOrEqual(killedAt - lease);
     // A few more sweeps of both replicas: still once.
     await waitFor(() => a.handler.node('doomed')?.state === 'expired' && b.handler.node('doomed')?.state === 'expired', { timeoutMs: 5_000 });
+    // Not before the lease of the last ping had passed.
+    const view = a.handler.node('doomed')!;
+    expect(view.lease_until).toBe(view.last_ping + view.lease_ms);
+    expect(view.last_ping).toBeLessThanOrEqual(killedAt + 1_000);
+    expect(expired()[0]!.at).toBeGreaterThanOrEqual(view.lease_until);
     await new Promise((r) => setTimeout(r, 500));
     await reader.poll();
     expect(expired()).toHaveLength(1);
