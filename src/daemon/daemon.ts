@@ -6,7 +6,6 @@
  */
 import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import cron, { type ScheduledTask } from 'node-cron';
 import type { Logger } from 'pino';
 import type { HbaggConfig } from '../config/types.js';
 import type { DaemonInfo } from '../core/batch.js';
@@ -15,6 +14,7 @@ import { Registry } from '../core/registry.js';
 import type { Health } from './health.js';
 import { daemonHealth } from './health-checks.js';
 import { HttpServer } from './http-server.js';
+import { scheduleCron, type CronJob } from './cron-timer.js';
 import { Intake } from './intake.js';
 import { Journal } from './journal.js';
 import { Metrics } from './metrics.js';
@@ -51,7 +51,7 @@ export class Daemon {
   private readonly rejects: RejectLog;
   private _state: DaemonState = 'created';
   private ticker: NodeJS.Timeout | undefined;
-  private tasks: ScheduledTask[] = [];
+  private tasks: CronJob[] = [];
   private closing: Promise<void> | undefined;
   private natsStarting: Promise<void> | undefined;
 
@@ -99,6 +99,7 @@ export class Daemon {
       registry: this.registry, clock: this.clock.listeningNow, metrics: this.metrics, rejects: this.rejects, log,
       onTransition: (kind) => {
         this.pinger.urgent();
+        this.watchLoss();
         // A restart can turn the old instance `lost`; a return takes a `lost` back.
         if (kind === 'restarted' || kind === 'returned') this.persistSoon();
       },
@@ -152,12 +153,13 @@ export class Daemon {
       throw new Error(`cannot listen on ${this.config.http.listen}: ${(err as Error).message}`);
     }
     this.pinger.start();
-    this.ticker = setInterval(() => this.tick(), TICK_MS);
     this.scheduleHousekeeping();
     this.natsStarting = this.nats.start().catch((err: unknown) => {
       this.log.error({ err }, 'nats connection failed');
     });
     this.state = 'running';
+    // Restored instances may already be owed a loss deadline.
+    this.watchLoss();
     this.log.info({ node: this.info.node, instance: this.info.instance, version: VERSION }, 'hbagg running');
   }
 
@@ -166,10 +168,25 @@ export class Daemon {
     await this.natsStarting;
   }
 
+  /**
+   * Runs the loss ticker while some worker can be convicted. An idle node
+   * (no live worker) has nothing to decide, so nothing ticks; the first
+   * transition (a worker appears) starts it again.
+   */
+  private watchLoss(): void {
+    if (this.ticker || this._state !== 'running') return;
+    this.clock.resume();
+    this.ticker = setInterval(() => this.tick(), TICK_MS);
+  }
+
   private tick(): void {
     const stalled = this.clock.sample();
     if (stalled > 0) this.log.warn({ stalled_ms: Math.round(stalled) }, 'event loop stalled; the stalled time does not count toward loss');
     const losses = this.registry.detectLoss(this.clock.listeningNow());
+    if (!this.registry.lossPossible()) {
+      clearInterval(this.ticker);
+      this.ticker = undefined;
+    }
     if (losses.length === 0) return;
     for (const l of losses) {
       this.metrics.transitions.inc({ kind: 'lost' });
@@ -186,10 +203,11 @@ export class Daemon {
 
   private scheduleHousekeeping(): void {
     const h = this.config.housekeeping;
+    const onError = (err: unknown) => this.log.error({ err }, 'housekeeping job failed');
     this.tasks.push(
-      cron.schedule(h.summaryCron, () => this.logSummary(), { name: 'summary', noOverlap: true }),
-      cron.schedule(h.pruneCron, () => this.prune(), { name: 'prune', noOverlap: true }),
-      cron.schedule(h.compactCron, () => this.journal.compact().catch(() => undefined), { name: 'compact', noOverlap: true }),
+      scheduleCron(h.summaryCron, () => this.logSummary(), { name: 'summary', onError }),
+      scheduleCron(h.pruneCron, () => this.prune(), { name: 'prune', onError }),
+      scheduleCron(h.compactCron, () => this.journal.compact().catch(() => undefined), { name: 'compact', onError }),
     );
   }
 
@@ -246,6 +264,7 @@ export class Daemon {
     });
     await step('housekeeping', () => {
       clearInterval(this.ticker);
+      this.ticker = undefined;
       for (const t of this.tasks) t.stop();
     });
     // Leave a little of the budget for closing the listener.

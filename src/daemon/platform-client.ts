@@ -5,6 +5,7 @@
  */
 import { parseRetryAfter } from '../core/pacer.js';
 import { PlatformAnswer } from '../protocol/schemas.js';
+import { post, PostError } from './http-post.js';
 
 export type SendOutcome = 'accepted' | 'throttled' | 'too_large' | 'rejected' | 'failed';
 
@@ -31,7 +32,11 @@ const MAX_BODY_LOGGED = 512;
 const MAX_BODY_READ = 64 * 1024;
 
 export class PlatformClient {
-  constructor(private readonly opts: PlatformClientOptions) {}
+  private readonly url: URL;
+
+  constructor(private readonly opts: PlatformClientOptions) {
+    this.url = new URL(opts.url);
+  }
 
   /** Sends `body`; `abort` cuts it short (shutdown). Never throws. */
   async send(body: string, idempotencyKey: string, abort?: AbortSignal): Promise<SendResult> {
@@ -45,10 +50,10 @@ export class PlatformClient {
     };
     if (this.opts.token) headers.authorization = `Bearer ${this.opts.token}`;
     try {
-      const res = await fetch(this.opts.url, { method: 'POST', headers, body, signal });
-      const text = await readBounded(res, MAX_BODY_READ);
+      const res = await post(this.url, body, { headers, signal, maxBodyBytes: MAX_BODY_READ });
       const durationMs = performance.now() - started;
-      const result: SendResult = { ...classify(res.status, res.headers.get('retry-after'), text), status: res.status, durationMs };
+      const retryAfter = res.headers['retry-after'];
+      const result: SendResult = { ...classify(res.status, typeof retryAfter === 'string' ? retryAfter : null, res.text), status: res.status, durationMs };
       // A platform that echoes the request (say, in a 401 body) must not put our token in a log line.
       if (result.error !== undefined && this.opts.token) result.error = result.error.split(this.opts.token).join('[redacted]');
       return result;
@@ -59,7 +64,7 @@ export class PlatformClient {
         : abort?.aborted
           ? 'aborted by shutdown'
           : describeNetworkError(err);
-      const unreachable = (err as { cause?: { code?: string } }).cause?.code === 'ECONNREFUSED';
+      const unreachable = err instanceof PostError && err.code === 'ECONNREFUSED';
       return { outcome: 'failed', error: reason, durationMs, ...(unreachable ? { unreachable } : {}) };
     }
   }
@@ -88,26 +93,7 @@ function classify(status: number, retryAfter: string | null, text: string): Omit
   return { outcome: 'failed', error };
 }
 
-async function readBounded(res: Response, max: number): Promise<string> {
-  if (!res.body) return '';
-  const reader = res.body.getReader();
-  const chunks: Uint8Array[] = [];
-  let size = 0;
-  for (;;) {
-    const { done, value } = await reader.read();
-    if (done) break;
-    chunks.push(value);
-    size += value.byteLength;
-    if (size >= max) {
-      await reader.cancel().catch(() => undefined);
-      break;
-    }
-  }
-  return Buffer.concat(chunks).toString('utf8');
-}
-
 function describeNetworkError(err: unknown): string {
-  const e = err as { message?: string; cause?: { code?: string; message?: string } };
-  const cause = e.cause?.code ?? e.cause?.message;
-  return cause ? `${e.message ?? 'fetch failed'} (${cause})` : (e.message ?? String(err));
+  if (err instanceof PostError) return err.code && !err.message.includes(err.code) ? `${err.message} (${err.code})` : err.message;
+  return err instanceof Error ? err.message : String(err);
 }
