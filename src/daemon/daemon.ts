@@ -12,18 +12,18 @@ import type { HbaggConfig } from '../config/types.js';
 import type { DaemonInfo } from '../core/batch.js';
 import { Pacer } from '../core/pacer.js';
 import { Registry } from '../core/registry.js';
-import type { Health } from './health.js';
-import { daemonHealth } from './health-checks.js';
-import { HttpServer } from './http-server.js';
+import type { Health } from './http/health.js';
+import { daemonHealth } from './http/health-checks.js';
+import { HttpServer } from './http/server.js';
 import { Intake } from './intake.js';
-import { Journal } from './journal.js';
+import { Journal } from './journal/journal.js';
 import { Metrics } from './metrics.js';
 import { NatsIngest } from './nats-ingest.js';
 import { Pinger } from './pinger.js';
 import { PlatformClient } from './platform-client.js';
 import { RejectLog } from './reject-log.js';
 import { RunClock } from './run-clock.js';
-import { registerRoutes } from './routes.js';
+import { registerRoutes } from './http/routes.js';
 
 /** Lifecycle of a daemon; every change is logged by `state`'s setter. */
 export type DaemonState = 'created' | 'starting' | 'running' | 'stopping' | 'stopped' | 'failed';

@@ -5,7 +5,7 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import { REJECT_REASONS, type RejectReason } from '../protocol/decode.js';
 import type { WorkerState } from '../protocol/schemas.js';
-import type { LoopDelay } from './event-loop.js';
+import type { LoopDelay } from './http/event-loop.js';
 
 export type PingMetricOutcome = 'accepted' | 'throttled' | 'too_large' | 'rejected' | 'failed';
 

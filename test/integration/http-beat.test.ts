@@ -9,8 +9,8 @@ import {
   type PlatformStub,
   type TestDaemon,
 } from '../helpers/index.js';
-import { HttpServer } from '../../src/daemon/http-server.js';
-import { MAX_BEATS_PER_REQUEST } from '../../src/daemon/routes.js';
+import { HttpServer } from '../../src/daemon/http/server.js';
+import { MAX_BEATS_PER_REQUEST } from '../../src/daemon/http/routes.js';
 import { rawRequest, writeAll } from './raw-http.js';
 
 const TOKEN = 's3cret-token-for-tests';

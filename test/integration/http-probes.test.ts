@@ -8,8 +8,8 @@ import {
   type PlatformStub,
   type TestDaemon,
 } from '../helpers/index.js';
-import type { HealthCheck, HealthReport } from '../../src/daemon/health.js';
-import { CHECK_TIMEOUT_MS } from '../../src/daemon/health-checks.js';
+import type { HealthCheck, HealthReport } from '../../src/daemon/http/health.js';
+import { CHECK_TIMEOUT_MS } from '../../src/daemon/http/health-checks.js';
 import { execFile } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';

@@ -11,8 +11,8 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { JOURNAL_FILE } from '../../src/daemon/journal.js';
-import { replay } from '../../src/daemon/journal-record.js';
+import { JOURNAL_FILE } from '../../src/daemon/journal/journal.js';
+import { replay } from '../../src/daemon/journal/journal-record.js';
 import type { LeaveReply, Ping } from '../../src/protocol/schemas.js';
 import {
   natsClient,

@@ -6,9 +6,9 @@
  */
 import type { IncomingMessage } from 'node:http';
 import { checkBearer, readJsonBody, type ParsedBody } from './body.js';
-import type { Daemon } from './daemon.js';
+import type { Daemon } from '../daemon.js';
 import { EventLoopMonitor } from './event-loop.js';
-import type { HttpServer, Reply } from './http-server.js';
+import type { HttpServer, Reply } from './server.js';
 
 /** Beats in one POST /v1/beat at most (a 64 KiB body holds about a thousand small ones). */
 export const MAX_BEATS_PER_REQUEST = 1000;

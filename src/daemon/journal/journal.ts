@@ -26,8 +26,8 @@
 import { mkdir, open, readFile, rm, type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
 import type { Logger } from 'pino';
-import type { PingWorker } from '../protocol/schemas.js';
-import type { RetiredAs, RetiredInstance } from '../core/tombstones.js';
+import type { PingWorker } from '../../protocol/schemas.js';
+import type { RetiredAs, RetiredInstance } from '../../core/tombstones.js';
 import { replaceDurably, retirementsInForce, writeLiveSet, type Held } from './journal-compact.js';
 import { encodeRecord, keyOf, liveRetirements, replay, signature, type RetireRecord } from './journal-record.js';
 import { StateLock } from './state-lock.js';
