@@ -6,7 +6,6 @@
  */
 import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import cron, { type ScheduledTask } from 'node-cron';
 import type { Logger } from 'pino';
 import type { HbaggConfig } from '../config/types.js';
 import type { DaemonInfo } from '../core/batch.js';
@@ -19,6 +18,7 @@ import type { Health } from './http/health.js';
 import { daemonHealth } from './http/health-checks.js';
 import { registerRoutes } from './http/routes.js';
 import { HttpServer } from './http/server.js';
+import { Housekeeping } from './housekeeping.js';
 import { Intake } from './intake.js';
 import { Journal } from './journal/journal.js';
 import { Metrics } from './metrics.js';
@@ -59,9 +59,9 @@ export class Daemon {
   /** Event-loop delay for /livez and /metrics; started and stopped with the daemon. */
   private readonly loop = new EventLoopMonitor();
   private readonly rejects: RejectLog;
+  private readonly housekeeping: Housekeeping;
   private _state: DaemonState = 'created';
   private ticker: NodeJS.Timeout | undefined;
-  private tasks: ScheduledTask[] = [];
   private closing: Promise<void> | undefined;
   private natsStarting: Promise<void> | undefined;
 
@@ -122,6 +122,10 @@ export class Daemon {
         if (ms > 0) this.log.info({ deaf_ms: Math.round(ms) }, 'nats back; the time it was away does not count toward loss');
       }
     });
+    this.housekeeping = new Housekeeping({
+      schedule: c.housekeeping, registry: this.registry, pacer: this.pacer, journal: this.journal,
+      metrics: this.metrics, clock: this.clock.listeningNow, log,
+    });
     this.http = new HttpServer(log);
     this.health = daemonHealth({ info: this.info, config: c, nats: this.nats, pinger: this.pinger });
     this.metrics.eventLoop(() => this.loop.delay());
@@ -176,7 +180,7 @@ export class Daemon {
     }
     this.pinger.start();
     this.ticker = setInterval(() => this.tick(), TICK_MS);
-    this.scheduleHousekeeping();
+    this.housekeeping.start();
     this.natsStarting = this.nats.start().catch((err: unknown) => {
       this.log.error({ err }, 'nats connection failed');
     });
@@ -248,40 +252,6 @@ export class Daemon {
     this.journal.sync().catch((err: unknown) => this.log.error({ err }, 'state journal write failed'));
   }
 
-  private scheduleHousekeeping(): void {
-    const h = this.config.housekeeping;
-    this.tasks.push(
-      cron.schedule(h.summaryCron, () => this.logSummary(), { name: 'summary', noOverlap: true }),
-      cron.schedule(h.pruneCron, () => this.prune(), { name: 'prune', noOverlap: true }),
-      cron.schedule(h.compactCron, () => this.journal.compact().catch(() => undefined), { name: 'compact', noOverlap: true }),
-    );
-  }
-
-  private prune(): void {
-    const pruned = this.registry.prune(this.clock.listeningNow());
-    if (pruned.tombstones + pruned.lost > 0) this.log.debug(pruned, 'pruned');
-  }
-
-  private lastSummary = { beats: 0, pings: 0 };
-
-  private async logSummary(): Promise<void> {
-    const c = await readCounters(this.metrics);
-    const beats = c.beatsAccepted;
-    const pings = Object.values(c.pings).reduce((n, v) => n + v, 0);
-    const rejected = Object.fromEntries(Object.entries(c.beatsRejected).filter(([, n]) => n > 0));
-    this.log.info(
-      {
-        beats_in: beats - this.lastSummary.beats,
-        pings_out: pings - this.lastSummary.pings,
-        workers: this.registry.countByState(),
-        rejected_total: rejected,
-        interval_ms: this.pacer.currentIntervalMs(),
-      },
-      'summary',
-    );
-    this.lastSummary = { beats, pings };
-  }
-
   /** Stops within `shutdown_timeout_ms` whatever the platform does. Safe to call twice. */
   stop(): Promise<void> {
     this.closing ??= this.doStop();
@@ -294,22 +264,21 @@ export class Daemon {
     this.state = 'stopping';
     const deadline = this.clock.now().mono + this.config.shutdownTimeoutMs;
     const steps = new StepRunner({ onError: (step, err) => this.log.error({ err, step }, 'shutdown step failed') });
-    const step = (name: string, fn: () => unknown) => steps.run(name, fn);
     // Drain first: beats already received are still counted into the final ping.
-    await step('drain nats', () => within(this.nats.stop(), Math.max(0, (deadline - this.clock.now().mono) / 4)));
-    await step('stop intake', () => {
+    await steps.run('drain nats', () => within(this.nats.stop(), Math.max(0, (deadline - this.clock.now().mono) / 4)));
+    await steps.run('stop intake', () => {
       this.intake.open = false;
     });
-    await step('housekeeping', () => {
+    await steps.run('housekeeping', () => {
       clearInterval(this.ticker);
-      for (const t of this.tasks) t.stop();
+      this.housekeeping.stop();
     });
     // Leave a little of the budget for closing the listener.
-    if (started) await step('final ping', () => this.pinger.stop(deadline - 200));
-    await step('close journal', () => this.journal.close());
-    await step('close http', () => within(this.http.close(), 150));
-    await step('stop event-loop monitor', () => this.loop.stop());
-    await step('flush logs', () => this.rejects.flush());
+    if (started) await steps.run('final ping', () => this.pinger.stop(deadline - 200));
+    await steps.run('close journal', () => this.journal.close());
+    await steps.run('close http', () => within(this.http.close(), 150));
+    await steps.run('stop event-loop monitor', () => this.loop.stop());
+    await steps.run('flush logs', () => this.rejects.flush());
     this.state = 'stopped';
   }
 }
