@@ -14,6 +14,7 @@ import { errorText, silentLogger, type ClientLogger } from './logger.js';
 import { systemScheduler, type Scheduler } from './scheduler.js';
 import type { TaskTracker } from './task-tracker.js';
 import type { LeavePhase } from '../protocol/schemas.js';
+import { within } from '../util/deadline.js';
 import { StepRunner, type StepResult } from '../util/steps.js';
 
 /** running -> stopping -> stopped, or -> forced (second signal, hard deadline). Logged by `state`'s setter. */
@@ -275,15 +276,7 @@ export class GracefulShutdown {
 
   /** True when `p` settles within `ms` (its rejection is rethrown), false when the time runs out first. */
   private async settlesWithin(p: Promise<unknown>, ms: number): Promise<boolean> {
-    let timer: unknown;
-    const expired = new Promise<false>((resolve) => {
-      timer = this.scheduler.setTimeout(() => resolve(false), ms);
-    });
-    try {
-      return await Promise.race([p.then(() => true as const), expired]);
-    } finally {
-      this.scheduler.clearTimeout(timer);
-    }
+    return (await within(p, ms, this.scheduler)) !== undefined;
   }
 }
 
