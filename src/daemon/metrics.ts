@@ -115,7 +115,7 @@ export class Metrics {
     });
   }
 
-  /** Where the event-loop delay gauges read from (the HTTP routes own the monitor). */
+  /** Where the event-loop delay gauges read from (the daemon owns the monitor; /livez reads it too). */
   eventLoop(source: () => LoopDelay): void {
     this.loopDelay = source;
   }
