@@ -195,11 +195,7 @@ export class Daemon {
     await this.natsStarting;
   }
 
-  /**
-   * Runs the loss ticker while some worker can be convicted. An idle node
-   * (no live worker) has nothing to decide, so nothing ticks; the first
-   * transition (a worker appears) starts it again.
-   */
+  /** The loss ticker runs while some worker can be convicted: on an idle node nothing ticks. */
   private watchLoss(): void {
     if (this.ticker || this._state !== 'running') return;
     this.clock.resume();

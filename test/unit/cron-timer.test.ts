@@ -49,8 +49,9 @@ describe('cron timer (housekeeping schedules)', () => {
     expect(runs).toBe(1);
     expect(overlaps).toBeGreaterThanOrEqual(1);
     release();
-    await new Promise((r) => setTimeout(r, 1_200));
-    expect(runs).toBe(2);
+    const deadline = Date.now() + 3_000;
+    while (runs < 2 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+    expect(runs).toBeGreaterThanOrEqual(2);
   });
 
   it('reports a run that throws or rejects and keeps the schedule', async () => {
