@@ -197,7 +197,7 @@ export class Daemon {
 
   /** The loss ticker runs while some worker can be convicted: on an idle node nothing ticks. */
   private watchLoss(): void {
-    if (this.ticker || this._state !== 'running') return;
+    if (this.ticker || this._state !== 'running' || !this.registry.lossPossible()) return;
     this.clock.resume();
     this.ticker = setInterval(() => this.tick(), TICK_MS);
   }
@@ -214,6 +214,7 @@ export class Daemon {
       tracked: this.registry.size,
       intervalMs: this.pacer.currentIntervalMs(),
       stalls: this.clock.stalls,
+      lossWatch: this.ticker !== undefined,
       journal: { ...this.journal.stats },
       healthRounds: this.health.rounds,
       ...(await readCounters(this.metrics)),
