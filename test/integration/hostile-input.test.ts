@@ -27,7 +27,7 @@ import {
   type NatsServerHandle,
   type PlatformStub,
   type TestDaemon,
-} from '../helpers/index.js';
+} from '../../testing/index.js';
 
 const SEED = Number(process.env.HBAGG_FUZZ_SEED ?? Math.floor(Math.random() * 2 ** 31));
 const NATS_MESSAGES = 100_000;

@@ -20,7 +20,7 @@ import {
   waitFor,
   type NatsServerHandle,
   type RecordedPing,
-} from '../helpers/index.js';
+} from '../../testing/index.js';
 
 const body = (r: RecordedPing) => r.body as Ping;
 

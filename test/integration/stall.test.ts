@@ -17,7 +17,7 @@ import {
   type NatsServerHandle,
   type PlatformStub,
   type TestDaemon,
-} from '../helpers/index.js';
+} from '../../testing/index.js';
 
 const PUBLISHER = path.resolve(import.meta.dirname, '../fixtures/beat-publisher.ts');
 const WORKERS = 50;

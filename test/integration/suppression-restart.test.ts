@@ -24,7 +24,7 @@ import {
   waitFor,
   type NatsServerHandle,
   type PlatformStub,
-} from '../helpers/index.js';
+} from '../../testing/index.js';
 
 const runCli = (env: Record<string, string>) => spawnHbagg(['run'], env);
 

@@ -9,9 +9,9 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { Writable } from 'node:stream';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
-import { loadConfig } from '../../src/config/index.js';
-import { Daemon } from '../../src/daemon/daemon.js';
-import { createLogger } from '../../src/daemon/logger.js';
+import { loadConfig } from '../src/config/index.js';
+import { Daemon } from '../src/daemon/daemon.js';
+import { createLogger } from '../src/daemon/logger.js';
 
 export interface TestDaemon {
   daemon: Daemon;
