@@ -29,7 +29,7 @@ export interface LoadConfigOptions {
 type Raw = Record<string, unknown>;
 type EnvKind = 'string' | 'int' | 'list';
 
-/** PROTOCOL.md section 5, plus the secrets people keep out of files. */
+/** docs/PROTOCOL.md section 5, plus the secrets people keep out of files. */
 const ENV_VARS: readonly (readonly [name: string, path: readonly string[], kind: EnvKind])[] = [
   ['HBAGG_NODE_ID', ['node_id'], 'string'],
   ['HBAGG_NATS_URL', ['nats', 'servers'], 'list'],

@@ -1,5 +1,5 @@
 /**
- * Hostile input (PROTOCOL.md 1, 2.8, 4): 100,000 generated NATS messages and
+ * Hostile input (docs/PROTOCOL.md 1, 2.8, 4): 100,000 generated NATS messages and
  * 10,000 generated HTTP bodies (fast-check, a fresh seed each run, printed;
  * set HBAGG_FUZZ_SEED to replay one), plus the files of
  * test/fixtures/hostile-corpus. Random bytes, deep and huge JSON,

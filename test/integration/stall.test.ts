@@ -1,5 +1,5 @@
 /**
- * The local stall guard (PROTOCOL.md 2.5): the daemon does not convict
+ * The local stall guard (docs/PROTOCOL.md 2.5): the daemon does not convict
  * workers for time it was not running. Workers beat from a child process, so
  * they keep beating while this process (which hosts the daemon) is blocked.
  */
