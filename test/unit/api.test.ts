@@ -19,7 +19,9 @@ describe('a config given as an object', () => {
   });
 
   it('reports every bad key without throwing through checkConfig', () => {
-    const check = checkConfig({ input: { flush: { min_interval_ms: 'soon' }, nope: 1 }, env: {}, requirePlatformUrl: true });
+    // What a JSON file read by the caller holds: not checked by the compiler.
+    const input = JSON.parse('{"flush": {"min_interval_ms": "soon"}, "nope": 1}');
+    const check = checkConfig({ input, env: {}, requirePlatformUrl: true });
     expect(check.ok).toBe(false);
     if (check.ok) return;
     expect(check.issues.map((i) => i.key).sort()).toEqual(['flush.min_interval_ms', 'nope', 'platform.url']);
