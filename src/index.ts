@@ -6,13 +6,13 @@
  */
 import type { Logger } from 'pino';
 import { ConfigError, loadConfig, type ConfigIssue, type HbaggConfig, type LoadConfigOptions } from './config/index.js';
-import { Daemon, type DaemonState } from './daemon/daemon.js';
+import { Daemon, type DaemonSnapshot, type DaemonState } from './daemon/daemon.js';
 import { createLogger } from './daemon/logger.js';
 
 export { ConfigError, loadConfig, redactConfig, REDACTED } from './config/index.js';
 export type * from './config/types.js';
 export type { ConfigIssue, HbaggConfigInput, LoadConfigOptions } from './config/index.js';
-export { VERSION, type DaemonState } from './daemon/daemon.js';
+export { VERSION, type DaemonCounters, type DaemonSnapshot, type DaemonState } from './daemon/daemon.js';
 
 export type ConfigCheck = { ok: true; config: HbaggConfig } | { ok: false; issues: readonly ConfigIssue[] };
 
@@ -40,6 +40,8 @@ export interface DaemonHandle {
   readonly state: DaemonState;
   /** Where the HTTP interface listens (the chosen port when `http.listen` ends in `:0`). */
   readonly http: { host: string; port: number };
+  /** A read-only picture of the daemon now: workers by state, counters, NATS, journal. */
+  snapshot(): Promise<DaemonSnapshot>;
   /** Resolves once the daemon is subscribed on NATS (it connects in the background and retries forever). */
   natsReady(): Promise<void>;
   /** Stops taking input, sends the final ping, releases the state dir; within `shutdown_timeout_ms`. Safe to call twice. */
@@ -59,15 +61,15 @@ export async function startDaemon(config: HbaggConfig, options: StartDaemonOptio
     await daemon.stop().catch(() => undefined);
     throw err;
   }
-  const address = daemon.http.address();
-  const http = { host: address?.address ?? config.http.host, port: address?.port ?? config.http.port };
+  const { info, http: address } = await daemon.snapshot();
   return {
-    node: daemon.info.node,
-    instance: daemon.info.instance,
+    node: info.node,
+    instance: info.instance,
     get state() {
       return daemon.state;
     },
-    http,
+    http: { host: address?.address ?? config.http.host, port: address?.port ?? config.http.port },
+    snapshot: () => daemon.snapshot(),
     natsReady: () => daemon.natsReady(),
     stop: () => daemon.stop(),
   };

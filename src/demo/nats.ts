@@ -5,8 +5,7 @@
  */
 import { spawn } from 'node:child_process';
 import net from 'node:net';
-import { findNatsServerBinary } from '../util/nats-server-binary.js';
-import { freePort } from '../util/free-port.js';
+import { findNatsServerBinary, freePort, settleWithin } from '../util/index.js';
 
 export interface NatsSource {
   url: string;
@@ -96,9 +95,9 @@ async function launch(bin: string, port: number): Promise<NatsSource> {
       process.off('exit', onExit);
       if (!running()) return;
       child.kill('SIGTERM');
-      const timer = setTimeout(() => child.kill('SIGKILL'), 2_000);
+      if (await settleWithin(exited, 2_000)) return;
+      child.kill('SIGKILL');
       await exited;
-      clearTimeout(timer);
     })();
     return stopping;
   };

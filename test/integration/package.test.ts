@@ -184,11 +184,12 @@ const bad = checkConfig({ input: { flush: { min_interval_ms: 'soon' } }, env: {}
 const daemon = await startDaemon(check.config);
 await daemon.natsReady();
 const ready = await fetch(\`http://127.0.0.1:\${daemon.http.port}/readyz\`);
+const snap = await daemon.snapshot();
 await daemon.stop();
-console.log(JSON.stringify({ node: daemon.node, ready: ready.status, state: daemon.state, bad: bad.ok ? [] : bad.issues.map((i) => i.key) }));
+console.log(JSON.stringify({ node: daemon.node, ready: ready.status, nats: snap.nats.ready, state: daemon.state, bad: bad.ok ? [] : bad.issues.map((i) => i.key) }));
 `;
       const { stdout } = await sh(process.execPath, ['--input-type=module', '-e', script], scratch);
-      expect(JSON.parse(stdout)).toEqual({ node: 'packaged', ready: 200, state: 'stopped', bad: ['flush.min_interval_ms'] });
+      expect(JSON.parse(stdout)).toEqual({ node: 'packaged', ready: 200, nats: true, state: 'stopped', bad: ['flush.min_interval_ms'] });
       const pings = platform.accepted().map((r) => r.body as { node: string; batch: { final: boolean } });
       expect(pings.every((p) => p.node === 'packaged')).toBe(true);
       expect(pings.at(-1)?.batch.final).toBe(true);
