@@ -16,7 +16,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { freePort } from '../src/util/free-port.js';
 import type { Figure, SectionResult } from './lib/report.js';
-import { median, sig } from './lib/stats.js';
+import { median, sig } from '../testing/stats.js';
 
 export interface IdleOptions {
   natsUrl: string;

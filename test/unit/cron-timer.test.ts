@@ -1,5 +1,6 @@
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { MAX_ARM_MS, scheduleCron, type CronJob } from '../../src/daemon/cron-timer.js';
+import { createTask, parse } from 'node-cron';
+import { MAX_ARM_MS, nextLocalMatch, scheduleCron, type CronJob } from '../../src/daemon/cron-timer.js';
 
 const jobs: CronJob[] = [];
 afterEach(() => {
@@ -82,5 +83,53 @@ describe('cron timer (housekeeping schedules)', () => {
     job.stop();
     await new Promise((r) => setTimeout(r, 1_200));
     expect(runs).toBe(0);
+  });
+});
+
+describe('next run of a cron expression, in local time without Intl', () => {
+  const expressions = [
+    '* * * * * *',
+    '*/30 * * * * *',
+    '0 * * * * *',
+    '0 */5 * * * *',
+    '15 10 3 * * *',
+    '0 0 0 1 * *',
+    '0 0 12 * * 1',
+    '0 0 0 29 2 *',
+    '0 30 9 * 1-6 1-5',
+    '0 0 */6 * * *',
+  ];
+
+  it.each(expressions)('agrees with node-cron on "%s"', (expr) => {
+    // node-cron computes from the current time: retry if a second boundary passes between the two.
+    for (let attempt = 0; attempt < 3; attempt++) {
+      const now = Date.now();
+      const theirs = createTask(expr, () => undefined).getNextRuns(1)[0]?.getTime();
+      if (Math.floor(Date.now() / 1000) !== Math.floor(now / 1000)) continue;
+      expect(nextLocalMatch(parse(expr), now)).toBe(theirs);
+      return;
+    }
+    throw new Error('could not compare within one second');
+  });
+
+  it('matches, per node-cron, and is the first second that does, from random start times', () => {
+    let seed = 7;
+    const rand = () => ((seed = (seed * 48271) % 2147483647) / 2147483647);
+    for (const expr of ['*/7 * * * * *', '0 */5 * * * *', '0 0 */6 * * *']) {
+      const task = createTask(expr, () => undefined);
+      for (let i = 0; i < 20; i++) {
+        const after = Date.UTC(2026, 0, 1) + Math.floor(rand() * 365 * 86_400_000);
+        const next = nextLocalMatch(parse(expr), after) as number;
+        expect(next).toBeGreaterThan(after);
+        expect(task.match(new Date(next))).toBe(true);
+        // No earlier second matches: whole minutes for the minute schedules, then the last minute second by second.
+        const first = Math.floor(after / 1000) * 1000 + 1000;
+        if (expr.startsWith('0 ')) {
+          for (let m = Math.ceil(first / 60_000) * 60_000; m < next - 60_000; m += 60_000) expect(task.match(new Date(m))).toBe(false);
+        }
+        for (let t = Math.max(first, next - 60_000); t < next; t += 1000) expect(task.match(new Date(t))).toBe(false);
+      }
+      void task.destroy();
+    }
   });
 });
