@@ -91,6 +91,7 @@ export class Daemon {
       registryClock: this.clock.listeningNow,
       metrics: this.metrics, log, maxBatchWorkers: c.platform.maxBatchWorkers,
       requestTimeoutMs: c.platform.timeoutMs,
+      maxIntervalMs: c.flush.maxIntervalMs,
       onAccepted: () => this.persistSoon(),
       // Never report a terminal state that a crash could take back; a slow or failing disk delays a ping by 1 s at most.
       beforeSend: () => withDeadline(this.journal.sync().catch(() => undefined), 1_000),

@@ -244,12 +244,15 @@ describe('Pacer: failures and Retry-After (3)', () => {
     expect(p.currentIntervalMs()).toBe(1000);
   });
 
-  it('resends at once after a resize (413)', () => {
+  it('resends a ping refused as too large (413) after min_interval_ms, not at once', () => {
     const p = pacer();
     ping(p, 0);
     p.start(2000);
     p.resize(2010);
-    expect(p.dueAt()).toBe(2010);
+    expect(p.dueAt()).toBe(3010);
+    // A transition does not cut the wait short: a platform that refuses sizes is not hammered.
+    p.transition(2020);
+    expect(p.dueAt()).toBe(3010);
   });
 
   it('keeps the promise of every accepted ping, and the wait after every failed one, over random sequences', () => {
