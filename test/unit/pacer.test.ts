@@ -331,6 +331,9 @@ describe('Pacer: failures and Retry-After (3)', () => {
             now = begun + took;
             p.resize(now);
             promisedBy = Infinity;
+            // The resend is paced: held min_interval_ms, and transitions do not move it.
+            heldTill = p.dueAt();
+            expect(heldTill).toBe(now + p0.minIntervalMs);
             continue;
           }
           for (const d of [...s.transitionsDuring].sort((a, b) => a - b)) if (d <= took) p.transition(begun + d);
