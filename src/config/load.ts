@@ -6,13 +6,15 @@
  * cycle to fix, not one per key.
  */
 import fs from 'node:fs';
-import { parseHostPort } from './checks.js';
+import { checkNoControlChars, parseHostPort } from './checks.js';
 import {
   ConfigError,
   describeJsonError,
   describeReadError,
   type ConfigIssue,
   fromZodIssue,
+  keyFor,
+  type EnvSources,
 } from './errors.js';
 import { configSchema, type HbaggConfigParsed } from './schema.js';
 import type { HbaggConfig } from './types.js';
@@ -62,8 +64,14 @@ export function loadConfig(opts: LoadConfigOptions = {}): HbaggConfig {
   const issues: ConfigIssue[] = [];
   const sources = applyEnv(raw, opts.env ?? process.env, issues);
 
+  // Reported once, here: the schema's own complaint about the same value would be a duplicate.
+  const controlled = controlCharIssues(raw, sources);
+  issues.push(...controlled);
+  const reported = new Set(controlled.map((i) => i.key));
   const result = configSchema.safeParse(raw);
-  if (!result.success) issues.push(...result.error.issues.flatMap((issue) => fromZodIssue(issue, sources)));
+  if (!result.success) {
+    issues.push(...result.error.issues.flatMap((issue) => fromZodIssue(issue, sources)).filter((i) => !reported.has(i.key)));
+  }
 
   const platform = isPlainObject(raw.platform) ? raw.platform : {};
   if (opts.requirePlatformUrl && platform.url === undefined) {
@@ -146,7 +154,9 @@ function readTokenFile(file: string, key: string, issues: ConfigIssue[]): string
   try {
     const token = fs.readFileSync(file, 'utf8').trim(); // `echo secret > file` leaves a newline
     if (token === '') issues.push({ key, message: `token file ${JSON.stringify(file)} is empty` });
-    return token === '' ? undefined : token;
+    const control = checkNoControlChars(token);
+    if (control !== undefined) issues.push({ key, message: `token file ${JSON.stringify(file)}: the token ${control}` });
+    return token === '' || control !== undefined ? undefined : token;
   } catch (err) {
     issues.push({ key, message: `cannot read token file ${JSON.stringify(file)}: ${describeReadError(err)}` });
     return undefined;
@@ -198,6 +208,24 @@ function compile(p: HbaggConfigParsed, tokenFromFile: string | undefined): Hbagg
     healthCacheMs: p.health_cache_ms,
     shutdownTimeoutMs: p.shutdown_timeout_ms,
   };
+}
+
+/** Every string value (at any depth) holding a control character, under the key or variable that set it. */
+function controlCharIssues(raw: Raw, sources: EnvSources): ConfigIssue[] {
+  const out: ConfigIssue[] = [];
+  const walk = (value: unknown, at: PropertyKey[]): void => {
+    if (typeof value === 'string') {
+      const message = checkNoControlChars(value);
+      if (message !== undefined) out.push({ key: keyFor(at, sources), message });
+    } else if (Array.isArray(value)) {
+      value.forEach((v, i) => walk(v, [...at, i]));
+    } else if (isPlainObject(value)) {
+      for (const [k, v] of Object.entries(value)) walk(v, [...at, k]);
+    }
+  };
+  walk(raw, []);
+  // An env list (HBAGG_NATS_URL) is one variable: report it once.
+  return out.filter((issue, i) => out.findIndex((o) => o.key === issue.key) === i);
 }
 
 function isPlainObject(value: unknown): value is Raw {

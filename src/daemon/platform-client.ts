@@ -34,7 +34,19 @@ const MAX_BODY_LOGGED = 512;
 const MAX_BODY_READ = 64 * 1024;
 
 export class PlatformClient {
-  constructor(private readonly opts: PlatformClientOptions) {}
+  /** The query string, password and user of the URL, as they may appear in text. */
+  private readonly urlSecrets: string[];
+
+  constructor(private readonly opts: PlatformClientOptions) {
+    let secrets: string[] = [];
+    try {
+      const u = new URL(opts.url);
+      secrets = [u.search.slice(1), safeDecode(u.search.slice(1)), u.password, u.username];
+    } catch {
+      // The config accepts only parseable URLs; a bad one here has nothing to hide.
+    }
+    this.urlSecrets = secrets.filter((p) => p.length >= 4);
+  }
 
   /** Sends `body`; `abort` cuts it short (shutdown). Never throws. */
   async send(body: string, idempotencyKey: string, abort?: AbortSignal): Promise<SendResult> {
@@ -86,6 +98,8 @@ export class PlatformClient {
       for (const piece of pieces) out = out.split(piece).join('[redacted]');
     }
     if (this.opts.url !== this.printableUrl) out = out.split(this.opts.url).join(this.printableUrl);
+    // Pieces too: a platform may echo the request line (`POST /hb?api_key=...`).
+    for (const piece of this.urlSecrets) out = out.split(piece).join('[redacted]');
     return out;
   }
 
@@ -146,4 +160,12 @@ function describeNetworkError(err: unknown): string {
   const e = err as { message?: string; cause?: { code?: string; message?: string } };
   const cause = e.cause?.code ?? e.cause?.message;
   return cause ? `${e.message ?? 'fetch failed'} (${cause})` : (e.message ?? String(err));
+}
+
+function safeDecode(text: string): string {
+  try {
+    return decodeURIComponent(text);
+  } catch {
+    return text;
+  }
 }

@@ -214,7 +214,8 @@ describe('redactConfig', () => {
     const cfg = loadConfig({
       env: {
         HBAGG_PLATFORM_TOKEN_FILE: tokenFile,
-        HBAGG_PLATFORM_URL: 'https://svc:url-secret@p.example/v1',
+        // Userinfo is refused (issue 11 item 8); a query string may still hold a secret.
+        HBAGG_PLATFORM_URL: 'https://p.example/v1?key=url-secret',
         HBAGG_HTTP_TOKEN: 'http-secret',
         HBAGG_NATS_USER: 'alice',
         HBAGG_NATS_PASS: 'nats-pass-secret',
