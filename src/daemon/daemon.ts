@@ -58,6 +58,8 @@ export class Daemon {
   constructor(
     readonly config: HbaggConfig,
     readonly log: Logger,
+    /** How often a continuing NATS or platform outage is logged again (default 30 s; tests shorten it). */
+    tuning: { outageLogEveryMs?: number } = {},
   ) {
     const c = config;
     if (!c.platform.url) throw new Error('platform.url is required to run the daemon');
@@ -92,6 +94,7 @@ export class Daemon {
       metrics: this.metrics, log, maxBatchWorkers: c.platform.maxBatchWorkers,
       requestTimeoutMs: c.platform.timeoutMs,
       maxIntervalMs: c.flush.maxIntervalMs,
+      outageLogEveryMs: tuning.outageLogEveryMs,
       onAccepted: () => this.persistSoon(),
       // Never report a terminal state that a crash could take back; a slow or failing disk delays a ping by 1 s at most.
       beforeSend: () => withDeadline(this.journal.sync().catch(() => undefined), 1_000),
@@ -112,7 +115,7 @@ export class Daemon {
         const ms = this.clock.hearing();
         if (ms > 0) this.log.info({ deaf_ms: Math.round(ms) }, 'nats back; the time it was away does not count toward loss');
       }
-    });
+    }, tuning);
     this.http = new HttpServer(log);
     this.health = daemonHealth(this);
     registerRoutes(this.http, this);
