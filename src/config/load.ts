@@ -6,6 +6,7 @@
  * cycle to fix, not one per key.
  */
 import fs from 'node:fs';
+import type { z } from 'zod';
 import { checkNoControlChars, parseHostPort } from './checks.js';
 import {
   ConfigError,
@@ -16,6 +17,7 @@ import {
   keyFor,
   type EnvSources,
 } from './errors.js';
+import { unknownEnvWarnings } from './env-names.js';
 import { configSchema, type HbaggConfigParsed } from './schema.js';
 import type { HbaggConfig } from './types.js';
 
@@ -26,6 +28,8 @@ export interface LoadConfigOptions {
   env?: NodeJS.ProcessEnv;
   /** `hbagg run` cannot work without somewhere to send pings. */
   requirePlatformUrl?: boolean;
+  /** Told of problems that do not stop loading (an unknown `HBAGG_*` variable). */
+  onWarning?: (warning: ConfigIssue) => void;
 }
 
 type Raw = Record<string, unknown>;
@@ -70,8 +74,17 @@ export function loadConfig(opts: LoadConfigOptions = {}): HbaggConfig {
   const reported = new Set(controlled.map((i) => i.key));
   const result = configSchema.safeParse(raw);
   if (!result.success) {
-    issues.push(...result.error.issues.flatMap((issue) => fromZodIssue(issue, sources)).filter((i) => !reported.has(i.key)));
+    const found = result.error.issues.map((issue) => towardWhatWasSet(issue, raw)).flatMap((issue) => fromZodIssue(issue, sources));
+    // One line per problem: the same key and message from two routes is said once.
+    const seen = new Set<string>();
+    for (const issue of found) {
+      const id = `${issue.key}\u0000${issue.message}`;
+      if (reported.has(issue.key) || seen.has(id)) continue;
+      seen.add(id);
+      issues.push(issue);
+    }
   }
+  for (const warning of unknownEnvWarnings(opts.env ?? process.env, ENV_VARS.map(([name]) => name))) opts.onWarning?.(warning);
 
   const platform = isPlainObject(raw.platform) ? raw.platform : {};
   if (opts.requirePlatformUrl && platform.url === undefined) {
@@ -208,6 +221,28 @@ function compile(p: HbaggConfigParsed, tokenFromFile: string | undefined): Hbagg
     healthCacheMs: p.health_cache_ms,
     shutdownTimeoutMs: p.shutdown_timeout_ms,
   };
+}
+
+/**
+ * A conflict between two keys is reported under the one the user set: a
+ * message about a default they never wrote ("flush.urgent_flush_ms must be
+ * < ...") sends them looking for a key that is not in their file.
+ */
+function towardWhatWasSet(issue: z.core.$ZodIssue, raw: Raw): z.core.$ZodIssue {
+  if (issue.code !== 'custom') return issue;
+  const params = issue.params as { other?: string[]; otherMessage?: string } | undefined;
+  if (params?.other === undefined || params.otherMessage === undefined) return issue;
+  if (isSet(raw, issue.path) || !isSet(raw, params.other)) return issue;
+  return { ...issue, path: params.other, message: params.otherMessage };
+}
+
+function isSet(raw: Raw, path: readonly PropertyKey[]): boolean {
+  let at: unknown = raw;
+  for (const part of path) {
+    if (!isPlainObject(at)) return false;
+    at = at[String(part)];
+  }
+  return at !== undefined;
 }
 
 /** Every string value (at any depth) holding a control character, under the key or variable that set it. */

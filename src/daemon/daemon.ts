@@ -24,6 +24,7 @@ import { PlatformClient } from './platform-client.js';
 import { RejectLog } from './reject-log.js';
 import { RunClock } from './run-clock.js';
 import { registerRoutes } from './routes.js';
+import { describeStateDirError } from './state-dir-error.js';
 
 /** Lifecycle of a daemon; every change is logged by `state`'s setter. */
 export type DaemonState = 'created' | 'starting' | 'running' | 'stopping' | 'stopped' | 'failed';
@@ -146,7 +147,7 @@ export class Daemon {
       if (retired.length > 0) this.log.info({ instances: retired.length }, 'restored retired instances (still suppressed)');
     } catch (err) {
       this.state = 'failed';
-      throw err;
+      throw describeStateDirError(this.config.stateDir, err);
     }
     try {
       const addr = await this.http.listen(this.config.http.host, this.config.http.port);
