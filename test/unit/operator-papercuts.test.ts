@@ -52,6 +52,12 @@ describe('operator papercuts (issue 11 item 14)', () => {
     ]);
   });
 
+  it('says the same problem once, even when one variable holds it twice', () => {
+    expect(issuesOf({ env: { HBAGG_NATS_URL: 'bad url, bad url' } })).toEqual([
+      { key: 'HBAGG_NATS_URL', message: 'expected nats://host:port, tls://host:port or host:port, got "bad url"' },
+    ]);
+  });
+
   it('reports a conflict with a default under the key the user set', () => {
     expect(issuesOf({ env: { HBAGG_MIN_INTERVAL_MS: '40' } })).toEqual([
       { key: 'HBAGG_MIN_INTERVAL_MS', message: 'must be > flush.urgent_flush_ms (40 <= 50, its default); raise it or lower flush.urgent_flush_ms' },
