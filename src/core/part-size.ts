@@ -7,7 +7,8 @@
  *   under a 1000 part size splits at once instead of resending the same body
  *   five times.
  * - A 413 on a part of one entry: the platform will not take that entry
- *   (`reject-entry`); splitting further is impossible.
+ *   (`reject-entry`); splitting further is impossible. Unless the part is
+ *   under 1 KiB: no sane limit is that low, so that is a failure.
  * - A 413 on an empty ping is not about size (`not-size`): a failure, backed off.
  * - After each accepted ping the size doubles back toward the maximum, but
  *   stays below the refused count until `regrowAfterMs` has passed since the
@@ -32,6 +33,9 @@ export interface PartSizeOptions {
 /** A refused size is remembered for this many `max_interval_ms` (5 min with the default 30 s). */
 export const REGROW_AFTER_INTERVALS = 10;
 
+/** A one-entry part smaller than this is never taken to be too large (see `tooLarge`). */
+export const MIN_REFUSABLE_BYTES = 1024;
+
 export class PartSize {
   private size: number;
   /** Parts of this many entries (or more) were refused at `refusedAt`. */
@@ -46,10 +50,12 @@ export class PartSize {
     return this.size;
   }
 
-  /** The platform answered 413 to a part of `entries` entries. */
-  tooLarge(entries: number, now: number): TooLargeVerdict {
+  /** The platform answered 413 to a part of `entries` entries, `bytes` long. */
+  tooLarge(entries: number, now: number, bytes = Infinity): TooLargeVerdict {
     if (entries <= 0) return { kind: 'not-size' };
-    if (entries === 1) return { kind: 'reject-entry' };
+    // A platform that 413s a small single entry is misbehaving, not full: dropping entries one
+    // by one would lose every terminal state it is owed, so that is a plain failure, backed off.
+    if (entries === 1) return bytes < MIN_REFUSABLE_BYTES ? { kind: 'not-size' } : { kind: 'reject-entry' };
     this.refused = Math.min(entries, now - this.refusedAt < this.opts.regrowAfterMs ? this.refused : Infinity);
     this.refusedAt = now;
     this.size = Math.min(this.size, Math.floor(entries / 2));

@@ -160,7 +160,7 @@ export class Pinger {
       }
       const ctx = { batch: part.body.batch.id, status: res.status, error: res.error, workers: part.body.workers.length };
       if (res.outcome === 'too_large') {
-        const verdict = this.partSize.tooLarge(part.body.workers.length, now.mono);
+        const verdict = this.partSize.tooLarge(part.body.workers.length, now.mono, Buffer.byteLength(body));
         if (verdict.kind !== 'not-size') {
           if (verdict.kind === 'reject-entry') this.rejectEntry(part, now);
           else log.warn({ ...ctx, part_size: verdict.size }, 'platform said the ping is too large; resending in smaller parts');

@@ -118,7 +118,8 @@ describe('413 from the platform (issue 11 item 4)', () => {
       body(req).workers.some((w) => w.worker === 'big' && w.state === 'stopped') ? { status: 413, body: 'no' } : { status: 200, body: {} },
     );
     await stub.waitForRequests(1);
-    await beatAll(d, ['a', 'big']);
+    await beatAll(d, ['a']);
+    await beatAll(d, ['big'], { blob: 'x'.repeat(1900) });
     await waitFor(() => d.daemon.registry.countByState().active === 2);
     const reply = await nc.request(`${d.prefix}.leave.big`, JSON.stringify({ v: 1, worker: 'big', instance: 'i1', seq: 2, phase: 'stopped' }), { timeout: 3000 });
     expect(reply.json()).toMatchObject({ ok: true });

@@ -22,8 +22,13 @@ describe('PartSize', () => {
   it('calls a 413 on a single entry a rejected entry and keeps the size', () => {
     const p = new PartSize({ max: 8, regrowAfterMs: 5 * MIN });
     p.tooLarge(8, 0);
-    expect(p.tooLarge(1, 1)).toEqual({ kind: 'reject-entry' });
+    expect(p.tooLarge(1, 1, 5000)).toEqual({ kind: 'reject-entry' });
     expect(p.current).toBe(4);
+  });
+
+  it('does not drop a small single entry: a platform that 413s 600 bytes is misbehaving, so it is a failure', () => {
+    const p = new PartSize({ max: 8, regrowAfterMs: 5 * MIN });
+    expect(p.tooLarge(1, 0, 600)).toEqual({ kind: 'not-size' });
   });
 
   it('grows back after accepted pings, staying below a recently refused size', () => {
