@@ -7,7 +7,8 @@ import { parseArgs } from 'node:util';
 import { checkForRun, ConfigError, loadConfig, redactConfig, type ConfigIssue } from './config/index.js';
 import { Daemon, VERSION } from './daemon/daemon.js';
 import { createLogger } from './daemon/logger.js';
-import { Demo, formatSummary } from './demo/demo.js';
+import { Demo } from './demo/demo.js';
+import { formatSummary } from './demo/summary.js';
 import { NatsUnavailableError } from './demo/nats.js';
 import { formatEvent, startReceiver } from './receiver/index.js';
 

@@ -3,7 +3,7 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { spawnHbagg } from '../helpers/index.js';
+import { spawnHbagg } from '../../testing/index.js';
 
 async function hbagg(args: string[], env: Record<string, string> = {}) {
   const child = spawnHbagg(args, env);

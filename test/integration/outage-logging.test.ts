@@ -11,7 +11,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { loadConfig } from '../../src/config/index.js';
 import { Daemon } from '../../src/daemon/daemon.js';
 import { createLogger } from '../../src/daemon/logger.js';
-import { getFreePort, startNatsServer, startPlatformStub, uniquePrefix, waitFor, type NatsServerHandle, type PlatformStub } from '../helpers/index.js';
+import { freePort, startNatsServer, startPlatformStub, uniquePrefix, waitFor, type NatsServerHandle, type PlatformStub } from '../../testing/index.js';
 
 type Line = Record<string, unknown>;
 
@@ -48,7 +48,7 @@ describe('outages are logged (issue 11 item 12)', () => {
   it('warns naming the NATS server while it cannot be reached, at a bounded rate, and says when it connects', async () => {
     const stub: PlatformStub = await startPlatformStub();
     cleanup.push(() => stub.close());
-    const port = await getFreePort();
+    const port = await freePort();
     const { daemon, logs } = daemonWith({ HBAGG_NATS_URL: `nats://127.0.0.1:${port}`, HBAGG_PLATFORM_URL: stub.url }, 400);
     cleanup.push(() => daemon.stop());
     await daemon.start();

@@ -16,7 +16,7 @@ import {
   type NatsServerHandle,
   type PlatformStub,
   type TestDaemon,
-} from '../helpers/index.js';
+} from '../../testing/index.js';
 
 describe('platform redirects (issue 11 item 1)', () => {
   let nats: NatsServerHandle;
@@ -42,7 +42,7 @@ describe('platform redirects (issue 11 item 1)', () => {
   async function leaveOne(d: TestDaemon, worker: string): Promise<void> {
     nc.publish(`${d.prefix}.beat.${worker}`, JSON.stringify({ v: 1, worker, instance: 'i1', seq: 1, interval_ms: 1000 }));
     await nc.flush();
-    await waitFor(() => d.daemon.registry.countByState().active === 1);
+    await waitFor(async () => (await d.daemon.snapshot()).workers.active === 1);
     const reply = await nc.request(
       `${d.prefix}.leave.${worker}`,
       JSON.stringify({ v: 1, worker, instance: 'i1', seq: 2, phase: 'stopped', reason: 'test' }),
@@ -61,8 +61,9 @@ describe('platform redirects (issue 11 item 1)', () => {
       await leaveOne(d, 'w1');
       await stub.waitForRequests(2);
       expect(target.requests).toEqual([]);
-      expect(d.daemon.pinger.lastAcceptedWall).toBeUndefined();
-      expect(d.daemon.registry.unackedTerminals().map((w) => [w.worker, w.state])).toEqual([['w1', 'stopped']]);
+      expect((await d.daemon.snapshot()).pings.accepted).toBeUndefined();
+      // A stopped worker is listed until the platform accepts it: still owed.
+      expect(d.daemon.workers().map((w) => [w.worker, w.state])).toEqual([['w1', 'stopped']]);
       const health = await fetch(`${d.base}/healthz`);
       expect(health.status).toBe(503);
       const lines = d.logs.filter((l) => typeof l.msg === 'string' && l.msg.startsWith('platform redirected to'));
@@ -86,7 +87,7 @@ describe('platform redirects (issue 11 item 1)', () => {
     // Following the redirect would repeat one body (one batch id) up to 20 times.
     expect(new Set(ids).size).toBe(ids.length);
     expect(stub.requests.every((r) => r.method === 'POST')).toBe(true);
-    expect(d.daemon.pinger.lastAcceptedWall).toBeUndefined();
+    expect((await d.daemon.snapshot()).pings.accepted).toBeUndefined();
   });
 
   it('never sends a ping to another origin named by a 307', async () => {

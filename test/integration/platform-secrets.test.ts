@@ -14,7 +14,7 @@ import {
   startTestDaemon,
   waitFor,
   type NatsServerHandle,
-} from '../helpers/index.js';
+} from '../../testing/index.js';
 
 describe('secrets never logged (issue 11 item 8)', () => {
   let nats: NatsServerHandle;

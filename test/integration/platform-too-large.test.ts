@@ -19,7 +19,7 @@ import {
   type PlatformStub,
   type RecordedPing,
   type TestDaemon,
-} from '../helpers/index.js';
+} from '../../testing/index.js';
 
 const body = (r: RecordedPing) => r.body as Ping;
 const MIN_MS = 200;
@@ -120,10 +120,11 @@ describe('413 from the platform (issue 11 item 4)', () => {
     await stub.waitForRequests(1);
     await beatAll(d, ['a']);
     await beatAll(d, ['big'], { blob: 'x'.repeat(1900) });
-    await waitFor(() => d.daemon.registry.countByState().active === 2);
+    await waitFor(async () => (await d.daemon.snapshot()).workers.active === 2);
     const reply = await nc.request(`${d.prefix}.leave.big`, JSON.stringify({ v: 1, worker: 'big', instance: 'i1', seq: 2, phase: 'stopped' }), { timeout: 3000 });
     expect(reply.json()).toMatchObject({ ok: true });
-    await waitFor(() => d.daemon.registry.unackedTerminals().length === 0, { timeoutMs: 10_000 });
+    // A stopped worker leaves the list once it is owed no more.
+    await waitFor(() => !d.daemon.workers().some((w) => w.state === 'stopped'), { timeoutMs: 10_000 });
     const metrics = await (await fetch(`${d.base}/metrics`)).text();
     expect(metrics).toMatch(/hbagg_ping_entries_rejected_total\{state="stopped"\} 1/);
     expect(stub.accepted().at(-1)!.body).toMatchObject({ workers: [{ worker: 'a' }] });

@@ -3,7 +3,7 @@ import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { describe, expect, it } from 'vitest';
 import { ConfigError, configSchema, loadConfig, type ConfigIssue } from '../../src/config/index.js';
-import { judgePlatform } from '../../src/daemon/health-checks.js';
+import { judgePlatform } from '../../src/daemon/http/health-checks.js';
 import { describeStateDirError } from '../../src/daemon/state-dir-error.js';
 
 function issuesOf(opts: Parameters<typeof loadConfig>[0]): ConfigIssue[] {
