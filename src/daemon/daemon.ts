@@ -28,6 +28,7 @@ import { PlatformClient } from './platform-client.js';
 import { RejectLog } from './reject-log.js';
 import { RunClock } from './run-clock.js';
 import { readCounters, type DaemonSnapshot, type DaemonState, type DaemonTestHooks } from './snapshot.js';
+import { describeStateDirError } from './state-dir-error.js';
 
 export type { DaemonCounters, DaemonSnapshot, DaemonState, DaemonTestHooks } from './snapshot.js';
 
@@ -68,6 +69,8 @@ export class Daemon {
   constructor(
     private readonly config: HbaggConfig,
     private readonly log: Logger,
+    /** How often a continuing NATS or platform outage is logged again (default 30 s; tests shorten it). */
+    tuning: { outageLogEveryMs?: number } = {},
   ) {
     const c = config;
     if (!c.platform.url) throw new Error('platform.url is required to run the daemon');
@@ -101,6 +104,8 @@ export class Daemon {
       registryClock: this.clock.listeningNow,
       metrics: this.metrics, log, maxBatchWorkers: c.platform.maxBatchWorkers,
       requestTimeoutMs: c.platform.timeoutMs,
+      maxIntervalMs: c.flush.maxIntervalMs,
+      outageLogEveryMs: tuning.outageLogEveryMs,
       onAccepted: () => this.persistSoon(),
       // Never report a terminal state that a crash could take back; a slow or failing disk delays a ping by 1 s at most.
       beforeSend: async () => void (await settleWithin(this.journal.sync(), 1_000)),
@@ -122,7 +127,7 @@ export class Daemon {
         const ms = this.clock.hearing();
         if (ms > 0) this.log.info({ deaf_ms: Math.round(ms) }, 'nats back; the time it was away does not count toward loss');
       }
-    });
+    }, tuning);
     this.housekeeping = new Housekeeping({
       schedule: c.housekeeping, registry: this.registry, pacer: this.pacer, journal: this.journal,
       metrics: this.metrics, clock: this.clock.listeningNow, log,
@@ -168,7 +173,7 @@ export class Daemon {
       if (retired.length > 0) this.log.info({ instances: retired.length }, 'restored retired instances (still suppressed)');
     } catch (err) {
       this.state = 'failed';
-      throw err;
+      throw describeStateDirError(this.config.stateDir, err);
     }
     // Before the listener: /livez reads it from the first request on.
     this.loop.start();

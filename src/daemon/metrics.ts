@@ -23,6 +23,8 @@ export class Metrics {
   readonly pings: Counter<'outcome'>;
   readonly pingDuration: Histogram;
   readonly pingBytes: Counter;
+  /** Entries the platform refused alone with a 413 (issue 11): dropped from retries, by their state. */
+  readonly entriesRejected: Counter<'state'>;
   readonly transitions: Counter<'kind'>;
   readonly httpRequests: Counter<'route' | 'status'>;
   private loopDelay: (() => LoopDelay) | undefined;
@@ -57,6 +59,12 @@ export class Metrics {
       registers,
     });
     this.pingBytes = new Counter({ name: 'hbagg_ping_bytes_total', help: 'Bytes of ping bodies sent', registers });
+    this.entriesRejected = new Counter({
+      name: 'hbagg_ping_entries_rejected_total',
+      help: 'Ping entries the platform refused alone as too large (413), by state; they are not retried',
+      labelNames: ['state'],
+      registers,
+    });
     this.transitions = new Counter({
       name: 'hbagg_transitions_total',
       help: 'Worker state transitions, by kind',
