@@ -41,6 +41,9 @@ export class PlatformClient {
 
   constructor(private readonly opts: PlatformClientOptions) {
     this.url = new URL(opts.url);
+    // node:http would turn userinfo into a Basic header; the config refuses it, and so does this client.
+    this.url.username = '';
+    this.url.password = '';
     let secrets: string[] = [];
     try {
       const u = new URL(opts.url);
