@@ -6,7 +6,7 @@
  * The registry decides; this only stores, finds, evicts and shows. Pure.
  */
 import type { PingWorker, WorkerState } from '../protocol/schemas.js';
-import { leftAs, toPingWorker, type Entry } from './entry.js';
+import { leftAs, toLiveRecord, toPingWorker, type Entry } from './entry.js';
 import type { Instant } from './time.js';
 import { Tombstones, instanceKey, type RetiredAs, type RetiredInstance } from './tombstones.js';
 
@@ -100,6 +100,20 @@ export class EntryStore {
   unackedTerminals(): PingWorker[] {
     const out: PingWorker[] = [];
     for (const e of this.all()) if (e.unacked) out.push(toPingWorker(e));
+    return out;
+  }
+
+  /**
+   * What the state journal must hold now: every unaccepted terminal entry,
+   * and every `active` instance (without meta), so that one that dies while
+   * the daemon is down is still reported after a restart.
+   */
+  durable(): PingWorker[] {
+    const out: PingWorker[] = [];
+    for (const e of this.all()) {
+      if (e.unacked) out.push(toPingWorker(e));
+      else if (e.state === 'active') out.push(toLiveRecord(e));
+    }
     return out;
   }
 

@@ -20,6 +20,12 @@ export interface Entry {
   load?: number;
   meta?: Beat['meta'];
   beats: number;
+  /**
+   * Every beat of this instance the daemon accepted, ever (restored after a
+   * restart): `beats` minus nothing, so a platform can count by difference
+   * whatever pings are retried or answered too late.
+   */
+  beatsTotal: number;
   /** A terminal state the platform has not accepted yet. */
   unacked: boolean;
   /** Monotonic time at which silence (or a drain) turns this entry `lost`. */
@@ -35,7 +41,11 @@ export type Transition = 'appeared' | 'restarted' | 'returned' | 'draining' | 's
 export type BeatOutcome =
   /** `replaced`: the instance this beat's restart retired just now (on `restarted`). */
   | { ok: true; transition?: Transition; replaced?: string }
-  | { ok: false; reason: 'stale' | 'suppressed' | 'capacity'; error: string };
+  /**
+   * `conflict`: the worker's current instance, when this beat comes from an
+   * instance a newer one replaced (two processes claiming one worker id).
+   */
+  | { ok: false; reason: 'stale' | 'suppressed' | 'capacity'; error: string; conflict?: string };
 
 export type LeaveOutcome =
   | { ok: true; state: LeavePhase; transition?: Transition }
@@ -75,7 +85,8 @@ export function retiredText(as: string): string {
 export function toPingWorker(e: Entry): PingWorker {
   const p: PingWorker = {
     worker: e.worker, instance: e.instance, state: e.state, since: e.since,
-    first_seen: e.firstSeen, last_seen: e.lastSeen, beats: e.beats, seq: e.seq, interval_ms: e.intervalMs,
+    first_seen: e.firstSeen, last_seen: e.lastSeen, beats: e.beats, beats_total: e.beatsTotal, seq: e.seq,
+    interval_ms: e.intervalMs,
   };
   if (e.reason !== undefined) p.reason = e.reason;
   if (e.status !== undefined) p.status = e.status;
@@ -83,4 +94,16 @@ export function toPingWorker(e: Entry): PingWorker {
   if (e.load !== undefined) p.load = e.load;
   if (e.meta !== undefined) p.meta = e.meta;
   return p;
+}
+
+/**
+ * What the state journal keeps of an instance that is alive (PROTOCOL.md 2.7):
+ * enough to report it `lost` if it never beats after a restart, and to go on
+ * counting `beats_total` if it does. No meta: a ping already carried it.
+ */
+export function toLiveRecord(e: Entry): PingWorker {
+  return {
+    worker: e.worker, instance: e.instance, state: e.state, since: e.since, first_seen: e.firstSeen,
+    last_seen: e.lastSeen, beats: 0, beats_total: e.beatsTotal, seq: e.seq, interval_ms: e.intervalMs,
+  };
 }

@@ -1,7 +1,8 @@
 /**
- * Bringing back, after a restart, the terminal entries the platform had not
- * accepted (read from the state directory by the daemon). Pure: the registry
- * hands in its entry store and the time.
+ * Bringing back, after a restart, what the state directory held (read by the
+ * daemon): the terminal entries the platform had not accepted, and the
+ * instances that were alive. Pure: the registry hands in its entry store and
+ * the time.
  */
 import type { PingWorker } from '../protocol/schemas.js';
 import type { Entry } from './entry.js';
@@ -24,7 +25,7 @@ export function restoreOwed(into: EntryStore, entries: readonly PingWorker[], t:
       worker: p.worker, instance: p.instance, state: p.state, since: p.since, reason: p.reason,
       firstSeen: p.first_seen, lastSeen: p.last_seen, seq: p.seq, intervalMs: p.interval_ms ?? defaultIntervalMs,
       status: p.status, inflight: p.inflight, load: p.load, meta: p.meta,
-      beats: p.beats, unacked: true, deadline: Infinity, gen: 0,
+      beats: p.beats, beatsTotal: p.beats_total ?? p.beats, unacked: true, deadline: Infinity, gen: 0,
     };
     const as = restoredRetirement(p);
     if (as !== undefined) into.tombstones.retire(p.worker, p.instance, as, t.mono);
@@ -41,6 +42,43 @@ export function restoreOwed(into: EntryStore, entries: readonly PingWorker[], t:
     into.live.set(p.worker, newer);
     into.displaced.set(instanceKey(older.worker, older.instance), older);
   }
+}
+
+/**
+ * Instances that were `active` come back `active`, with no beat owed (`beats`
+ * 0), `beats_total` where it was journaled, and the deadline `deadlineFor`
+ * gives their interval: silence from the restart on turns them `lost`. Skipped:
+ * an instance retired since (its tombstone says so), one already held, and
+ * one older than the worker's current entry. Returns the restored entries.
+ */
+export function restoreAlive(
+  into: EntryStore,
+  entries: readonly PingWorker[],
+  t: Instant,
+  deadlineFor: (intervalMs: number) => number,
+): Entry[] {
+  const restored: Entry[] = [];
+  for (const p of entries) {
+    if (p.state !== 'active' || p.interval_ms === undefined) continue;
+    if (into.find(p.worker, p.instance) !== undefined || into.tombstones.get(p.worker, p.instance) !== undefined) continue;
+    const current = into.live.get(p.worker);
+    if (current !== undefined && current.firstSeen > p.first_seen) continue;
+    if (current?.unacked === true) {
+      // An older instance still owed (restored just before): this one replaced it.
+      if (into.tombstones.get(current.worker, current.instance) === undefined) {
+        into.tombstones.retire(current.worker, current.instance, 'replaced', t.mono);
+      }
+      into.displace(current);
+    }
+    const e: Entry = {
+      worker: p.worker, instance: p.instance, state: 'active', since: p.since, firstSeen: p.first_seen,
+      lastSeen: p.last_seen, seq: p.seq, intervalMs: p.interval_ms, beats: 0, beatsTotal: p.beats_total ?? 0,
+      unacked: false, deadline: deadlineFor(p.interval_ms), gen: 0,
+    };
+    into.live.set(p.worker, e);
+    restored.push(e);
+  }
+  return restored;
 }
 
 /** How a restored terminal entry's instance is retired, if it is. */

@@ -22,7 +22,7 @@ import {
   isTerminal, leftAs, retiredText, toPingWorker,
   type BeatOutcome, type Entry, type LeaveOutcome, type LossEvent, type SentRecord, type Transition,
 } from './entry.js';
-import { restoreOwed } from './registry-restore.js';
+import { restoreAlive, restoreOwed } from './registry-restore.js';
 import type { Instant } from './time.js';
 import { instanceKey, type RetiredInstance } from './tombstones.js';
 
@@ -54,10 +54,6 @@ export class Registry {
     return this.live.size;
   }
 
-  /** Replaced instances dropped because too many piled up while the platform did not accept them. */
-  get droppedDisplaced(): number {
-    return this.store.droppedDisplaced;
-  }
 
   applyBeat(beat: Beat, t: Instant): BeatOutcome {
     const current = this.live.get(beat.worker);
@@ -65,17 +61,18 @@ export class Registry {
       // The hot path: an active instance is never retired (a Leave or a restart moves it out of `active` first).
       this.absorb(current, beat, t);
       current.beats++;
+      current.beatsTotal++;
       return ACCEPTED;
-    }
-    const retired = this.store.tombstones.get(beat.worker, beat.instance);
-    if (retired !== undefined) {
-      return { ok: false, reason: 'suppressed', error: `instance ${beat.instance} of ${beat.worker} has ${retiredText(retired)}` };
     }
     const e = this.live.get(beat.worker);
     // The entry itself still says so when its tombstone was pruned or evicted while the platform was down.
-    const left = e !== undefined && e.instance === beat.instance ? leftAs(e) : this.store.displacedAs(beat.worker, beat.instance);
-    if (left !== undefined) {
-      return { ok: false, reason: 'suppressed', error: `instance ${beat.instance} of ${beat.worker} has ${retiredText(left)}` };
+    const retired = this.store.tombstones.get(beat.worker, beat.instance) ??
+      (e !== undefined && e.instance === beat.instance ? leftAs(e) : this.store.displacedAs(beat.worker, beat.instance));
+    if (retired !== undefined) {
+      const error = `instance ${beat.instance} of ${beat.worker} has ${retiredText(retired)}`;
+      // A replaced instance that still beats: two processes claim this worker id.
+      const current = retired === 'replaced' && e !== undefined && e.instance !== beat.instance ? e.instance : undefined;
+      return current === undefined ? { ok: false, reason: 'suppressed', error } : { ok: false, reason: 'suppressed', error, conflict: current };
     }
     if (e === undefined || e.instance !== beat.instance) {
       if (e === undefined && !this.store.makeRoom()) {
@@ -93,6 +90,7 @@ export class Registry {
     if (returned) this.enter(e, 'active', t);
     this.absorb(e, beat, t);
     e.beats++;
+    e.beatsTotal++;
     return returned ? { ok: true, transition: 'returned' } : { ok: true };
   }
 
@@ -107,7 +105,7 @@ export class Registry {
       // Report it only when the worker is otherwise unknown (say, the daemon restarted since its last beat).
       if (!this.live.has(leave.worker) && this.store.makeRoom()) {
         const entry = this.newEntry({ ...leave, interval_ms: this.opts.lostAfterMinMs }, t);
-        entry.beats = 0;
+        entry.beats = entry.beatsTotal = 0;
         this.live.set(leave.worker, entry);
         this.enterLeavePhase(entry, leave, t);
         return { ok: true, state: phase, transition: phase };
@@ -184,6 +182,17 @@ export class Registry {
   }
 
   /**
+   * Restores the instances that were `active` before a restart (see
+   * `restoreAlive`), each with a loss deadline measured from `t`: one that
+   * never beats again is reported `lost` (`heartbeat_timeout`). Returns how many.
+   */
+  restoreLive(entries: readonly PingWorker[], t: Instant): number {
+    const restored = restoreAlive(this.store, entries, t, (ms) => this.silenceDeadline(ms, t));
+    for (const e of restored) this.setDeadline(e, e.deadline);
+    return restored.length;
+  }
+
+  /**
    * Brings back retired instances after a restart (from the state directory),
    * each `ageMs` old at `t`, so their beats stay suppressed for the rest of the
    * retention; those older than it are skipped.
@@ -197,8 +206,13 @@ export class Registry {
   snapshot(): PingWorker[] { return this.store.snapshot(); }
   countByState(): Record<WorkerState, number> { return this.store.countByState(); }
   unackedTerminals(): PingWorker[] { return this.store.unackedTerminals(); }
+  durable(): PingWorker[] { return this.store.durable(); }
   retiredInstances(t: Instant): RetiredInstance[] { return this.store.retiredInstances(t); }
   tombstoneCount(): number { return this.store.tombstones.size; }
+  /** Reports of replaced instances dropped because more than `maxWorkers` awaited acceptance. */
+  get droppedDisplaced(): number { return this.store.droppedDisplaced; }
+  /** Retirements forgotten before their retention (more than `maxTombstones`): no longer suppressed. */
+  get tombstonesEvictedEarly(): number { return this.store.tombstones.evictedEarly; }
 
   /**
    * The one way into a state (each edge of the diagram above): bumps `gen`
@@ -223,7 +237,7 @@ export class Registry {
     const e: Entry = {
       worker: beat.worker, instance: beat.instance, state: 'active', since: t.wall,
       firstSeen: t.wall, lastSeen: t.wall, seq: beat.seq, intervalMs: beat.interval_ms,
-      beats: 1, unacked: false, deadline: Infinity, gen: 0,
+      beats: 1, beatsTotal: 1, unacked: false, deadline: Infinity, gen: 0,
     };
     this.enter(e, 'active', t);
     this.absorb(e, beat, t);

@@ -50,11 +50,11 @@ describe('Registry: coalescing (2.1)', () => {
     expect(r.collect().workers).toEqual([
       {
         worker: 'w1', instance: 'a', state: 'active', since: WALL0, first_seen: WALL0, last_seen: WALL0 + 200,
-        beats: 3, seq: 5, interval_ms: 2000, status: 'busy', inflight: 0, load: 0.25,
+        beats: 3, beats_total: 3, seq: 5, interval_ms: 2000, status: 'busy', inflight: 0, load: 0.25,
       },
       {
         worker: 'w2', instance: 'b', state: 'active', since: WALL0 + 150, first_seen: WALL0 + 150, last_seen: WALL0 + 150,
-        beats: 1, seq: 7, interval_ms: 1000, status: 'idle',
+        beats: 1, beats_total: 1, seq: 7, interval_ms: 1000, status: 'idle',
       },
     ]);
   });
@@ -142,7 +142,7 @@ describe('Registry: order (2.2)', () => {
     expect(r.collect().workers).toEqual([
       {
         worker: 'w1', instance: 'a', state: 'active', since: WALL0, first_seen: WALL0, last_seen: WALL0,
-        beats: 1, seq: 5, interval_ms: 1000, status: 'busy',
+        beats: 1, beats_total: 1, seq: 5, interval_ms: 1000, status: 'busy',
       },
     ]);
   });
@@ -167,7 +167,7 @@ describe('Registry: suppression and restarts (2.3)', () => {
       { worker: 'w1', instance: 'b', state: 'active', beats: 1, seq: 0, reason: undefined },
     ]);
     expect(r.applyBeat(beat('w1', 'a', 12), at(4))).toEqual({
-      ok: false, reason: 'suppressed', error: 'instance a of w1 has been replaced by a newer instance',
+      ok: false, reason: 'suppressed', error: 'instance a of w1 has been replaced by a newer instance', conflict: 'b',
     });
     ping(r, at(5));
     expect(collected(r)).toEqual([{ worker: 'w1', instance: 'b', state: 'active', beats: 0, seq: 0, reason: undefined }]);
@@ -213,7 +213,7 @@ describe('Registry: suppression and restarts (2.3)', () => {
     expect(r.collect().workers).toEqual([
       {
         worker: 'w1', instance: 'a', state: 'draining', since: WALL0 + 10, reason: 'deploy', first_seen: WALL0,
-        last_seen: WALL0, beats: 1, seq: 2, interval_ms: 1000, status: 'busy', inflight: 2,
+        last_seen: WALL0, beats: 1, beats_total: 1, seq: 2, interval_ms: 1000, status: 'busy', inflight: 2,
       },
     ]);
     expect(r.applyLeave(leave('w1', 'a', 3, 'stopped'), at(20))).toEqual({ ok: true, state: 'stopped', transition: 'stopped' });
@@ -330,7 +330,7 @@ describe('Registry: loss detection (2.5)', () => {
     expect(r.collect().workers).toEqual([
       {
         worker: 'w1', instance: 'a', state: 'lost', since: WALL0 + 7000, reason: 'heartbeat_timeout', first_seen: WALL0 + 1000,
-        last_seen: WALL0 + 1000, beats: 1, seq: 1, interval_ms: 2000, status: 'idle',
+        last_seen: WALL0 + 1000, beats: 1, beats_total: 1, seq: 1, interval_ms: 2000, status: 'idle',
       },
     ]);
   });
@@ -386,7 +386,7 @@ describe('Registry: loss detection (2.5)', () => {
     expect(r.collect().workers).toEqual([
       {
         worker: 'w1', instance: 'a', state: 'active', since: WALL0 + 4000, first_seen: WALL0, last_seen: WALL0 + 4000,
-        beats: 1, seq: 2, interval_ms: 1000, status: 'busy',
+        beats: 1, beats_total: 2, seq: 2, interval_ms: 1000, status: 'busy',
       },
     ]);
     expect(r.detectLoss(at(6999))).toEqual([]);
