@@ -54,7 +54,6 @@ export class Registry {
     return this.live.size;
   }
 
-
   applyBeat(beat: Beat, t: Instant): BeatOutcome {
     const current = this.live.get(beat.worker);
     if (current !== undefined && current.instance === beat.instance && current.state === 'active' && beat.seq > current.seq) {

@@ -40,9 +40,8 @@ export function retirementsInForce(
 
 /**
  * Writes the live set to `tmp` (retirements first, then terminal entries and
- * live instances) and
- * fsyncs it. Returns its size and what it holds. Each slice is its own write:
- * the event loop runs between them.
+ * live instances) and fsyncs it. Returns its size and what it holds. Each
+ * slice is its own write: the event loop runs between them.
  */
 export async function writeLiveSet(
   tmp: string,
