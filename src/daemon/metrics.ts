@@ -1,11 +1,11 @@
 /**
  * Prometheus metrics (prom-client), one registry per daemon so tests can run
- * several daemons in one process. Names per PROTOCOL.md section 4.
+ * several daemons in one process. Names per docs/PROTOCOL.md section 4.
  */
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import { REJECT_REASONS, type RejectReason } from '../protocol/decode.js';
 import type { WorkerState } from '../protocol/schemas.js';
-import type { LoopDelay } from './event-loop.js';
+import type { LoopDelay } from './http/event-loop.js';
 
 export type PingMetricOutcome = 'accepted' | 'throttled' | 'too_large' | 'rejected' | 'failed';
 
@@ -27,6 +27,8 @@ export class Metrics {
   readonly pings: Counter<'outcome'>;
   readonly pingDuration: Histogram;
   readonly pingBytes: Counter;
+  /** Entries the platform refused alone with a 413 (issue 11): dropped from retries, by their state. */
+  readonly entriesRejected: Counter<'state'>;
   readonly transitions: Counter<'kind'>;
   readonly httpRequests: Counter<'route' | 'status'>;
   readonly instanceConflicts: Counter;
@@ -62,6 +64,12 @@ export class Metrics {
       registers,
     });
     this.pingBytes = new Counter({ name: 'hbagg_ping_bytes_total', help: 'Bytes of ping bodies sent', registers });
+    this.entriesRejected = new Counter({
+      name: 'hbagg_ping_entries_rejected_total',
+      help: 'Ping entries the platform refused alone as too large (413), by state; they are not retried',
+      labelNames: ['state'],
+      registers,
+    });
     this.transitions = new Counter({
       name: 'hbagg_transitions_total',
       help: 'Worker state transitions, by kind',
@@ -145,7 +153,7 @@ export class Metrics {
     });
   }
 
-  /** Where the event-loop delay gauges read from (the HTTP routes own the monitor). */
+  /** Where the event-loop delay gauges read from (the daemon owns the monitor; /livez reads it too). */
   eventLoop(source: () => LoopDelay): void {
     this.loopDelay = source;
   }

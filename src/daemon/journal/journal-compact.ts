@@ -5,8 +5,8 @@
  * blocks the event loop for long.
  */
 import { open, rename } from 'node:fs/promises';
-import type { RetiredInstance } from '../core/tombstones.js';
-import type { PingWorker } from '../protocol/schemas.js';
+import type { RetiredInstance } from '../../core/tombstones.js';
+import type { PingWorker } from '../../protocol/schemas.js';
 import { encodeRecord, entryRecord, keyOf, signature, type RetireRecord } from './journal-record.js';
 
 /** An entry the file holds (terminal or live), and the signature it was written with. */
