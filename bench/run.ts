@@ -78,7 +78,7 @@ try {
     } else if (section === 'idle') {
       results.idle = await benchIdle({
         natsUrl: nats.url, platformUrl: stub.url, runs: args.quick ? 1 : 3,
-        warmupMs: args.quick ? 3_000 : 5_000, measureMs: 30_000, quietWorkers: 1000,
+        warmupMs: 10_000, measureMs: 30_000, quietWorkers: 1000,
       });
     } else if (section === 'stop') {
       results.stop = await benchStop({
