@@ -10,9 +10,8 @@
 import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { Agent, request } from 'node:http';
-import { spawnHbagg, startNatsServer, waitFor, type HbaggProcess } from '../test/helpers/index.js';
+import { quantile, sig, spawnHbagg, startNatsServer, waitFor, type HbaggProcess } from '../testing/index.js';
 import type { Figure, SectionResult } from './lib/report.js';
-import { quantile, sig } from './lib/stats.js';
 
 export interface ReceiverBenchOptions {
   sizes: number[];

@@ -11,7 +11,7 @@ import type { Ping } from '../../src/protocol/index.js';
 import type { NodeView, RecordEvent, WorkerView } from '../../src/receiver/index.js';
 import {
   EventReader, spawnHbagg, startNatsCluster, startNatsServer, startRoundRobinProxy, startTestDaemon, waitFor, type HbaggProcess,
-} from '../helpers/index.js';
+} from '../../testing/index.js';
 
 const cleanup: (() => Promise<unknown>)[] = [];
 afterEach(async () => {

@@ -7,7 +7,7 @@ import type { Ping, PingWorker } from '../../src/protocol/index.js';
 import { jetstreamStore, startReceiver, type Receiver } from '../../src/receiver/index.js';
 import {
   EventReader, natsClient, spawnHbagg, startNatsServer, waitFor, type HbaggProcess, type NatsServerHandle,
-} from '../helpers/index.js';
+} from '../../testing/index.js';
 
 const cleanup: (() => Promise<unknown>)[] = [];
 afterEach(async () => {

@@ -3,7 +3,7 @@ import type { Ping, PingWorker } from '../../src/protocol/index.js';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { createReceiver, startReceiver, type Receiver, type ReceiverEvent } from '../../src/receiver/index.js';
-import { waitFor } from '../helpers/index.js';
+import { waitFor } from '../../testing/index.js';
 
 const open: Receiver[] = [];
 afterEach(async () => {
