@@ -1,6 +1,6 @@
 /**
  * Turning one HTTP request into a valid ping, or into a readable 4xx: the
- * platform side of PROTOCOL.md section 3 (same zod schema the daemon builds with).
+ * platform side of docs/PROTOCOL.md section 3 (same zod schema the daemon builds with).
  */
 import { timingSafeEqual } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
