@@ -109,7 +109,7 @@ describe('the packed package', () => {
     expect(viaImport['hbagg']).toEqual(expect.arrayContaining(['startDaemon', 'checkConfig', 'loadConfig', 'ConfigError', 'VERSION']));
     expect(viaImport['hbagg/client']).toEqual(expect.arrayContaining(['HeartbeatClient', 'installGracefulShutdown', 'TaskTracker']));
     expect(viaImport['hbagg/protocol']).toEqual(expect.arrayContaining(['Beat', 'Leave', 'Ping', 'decodeBeat']));
-    expect(viaImport['hbagg/receiver']).toEqual(expect.arrayContaining(['startReceiver', 'Ledger']));
+    expect(viaImport['hbagg/receiver']).toEqual(expect.arrayContaining(['startReceiver', 'createReceiver', 'applyPing', 'jetstreamStore']));
   });
 
   it('type-checks an ESM and a CommonJS consumer against the installed types (NodeNext)', async () => {
@@ -119,14 +119,14 @@ describe('the packed package', () => {
       `import { checkConfig, startDaemon, type DaemonHandle, type HbaggConfig } from 'hbagg';
 import { HeartbeatClient } from 'hbagg/client';
 import { Beat, type Ping } from 'hbagg/protocol';
-import { Ledger, startReceiver, type Receiver } from 'hbagg/receiver';
+import { createReceiver, startReceiver, type Receiver } from 'hbagg/receiver';
 type IsAny<T> = 0 extends 1 & T ? true : false;
 export const typed: [IsAny<HbaggConfig>, IsAny<DaemonHandle>, IsAny<Ping>, IsAny<Receiver>, IsAny<HeartbeatClient>] = [false, false, false, false, false];
 const check = checkConfig({ input: { platform: { url: 'http://127.0.0.1:9/p' } }, env: {} });
 export const start: (c: HbaggConfig) => Promise<DaemonHandle> = startDaemon;
 export const interval: number | undefined = check.ok ? check.config.flush.minIntervalMs : undefined;
 export const parsed = Beat.safeParse({}).success;
-export { Ledger, startReceiver };
+export { createReceiver, startReceiver };
 `,
     );
     writeFileSync(

@@ -145,7 +145,7 @@ describe('docker-compose.yml', () => {
   it('wires hbagg health to /readyz, and waits only on services that have a health check', () => {
     expect(healthUrl(service('hbagg').healthcheck)?.pathname).toBe('/readyz');
     expect(healthUrl(service('receiver').healthcheck)?.pathname).toBe('/healthz');
-    expect(read('src/receiver/server.ts')).toContain("path === '/healthz'");
+    expect(read('src/receiver/receiver.ts')).toContain("path === '/healthz'");
     for (const [name, s] of Object.entries(services)) {
       for (const [dep, { condition }] of Object.entries(s.depends_on ?? {})) {
         expect(Object.keys(services), `${name} depends on ${dep}`).toContain(dep);
