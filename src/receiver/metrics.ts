@@ -20,7 +20,8 @@ export interface ReceiverMetrics {
 export function createMetrics(records: () => Iterable<{ record: NodeRecord }>): ReceiverMetrics {
   const registry = new Registry();
   const registers = [registry];
-  const nodes = new Gauge({
+  // Read from the records at each scrape.
+  new Gauge({
     name: 'hbagg_receiver_nodes', help: 'Nodes this replica knows of, by state', labelNames: ['state'], registers,
     collect() {
       const counts = { alive: 0, expired: 0, final: 0 };
@@ -28,7 +29,6 @@ export function createMetrics(records: () => Iterable<{ record: NodeRecord }>): 
       for (const [state, n] of Object.entries(counts)) this.set({ state }, n);
     },
   });
-  void nodes;
   return {
     registry,
     applied: new Counter({ name: 'hbagg_receiver_pings_applied_total', help: 'Pings (parts) applied to the ledger by this replica', registers }),
