@@ -24,6 +24,8 @@ export interface JetStreamStoreOptions {
   subject?: string;
   /** Republished events within this window are dropped by the server. Default 600000. */
   duplicateWindowMs?: number;
+  /** Events older than this leave the stream (a consumer further behind misses them). Default 7 days. */
+  eventsMaxAgeMs?: number;
   /** Every store request gives up after this long. Default 2000. */
   timeoutMs?: number;
   /** The first connection must succeed within this long. Default 5000. */
@@ -106,6 +108,7 @@ export function jetstreamStore(opts: JetStreamStoreOptions): ReceiverStore {
     try {
       await jsm.streams.add({
         name: streamName, subjects: [`${subject}.>`], num_replicas: replicas, duplicate_window: nanos(opts.duplicateWindowMs ?? 600_000),
+        max_age: nanos(opts.eventsMaxAgeMs ?? 7 * 24 * 3_600_000),
       });
     } catch (err) {
       // Another replica made it first (maybe with other settings): use it as it is.
