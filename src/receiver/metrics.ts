@@ -10,6 +10,7 @@ export interface ReceiverMetrics {
   readonly duplicates: Counter;
   readonly conflicts: Counter;
   readonly expired: Counter;
+  readonly forgotten: Counter;
   readonly rejected: Counter<'status'>;
   readonly unavailable: Counter;
   readonly publishFailures: Counter;
@@ -35,6 +36,7 @@ export function createMetrics(records: () => Iterable<{ record: NodeRecord }>): 
     duplicates: new Counter({ name: 'hbagg_receiver_duplicates_total', help: 'Pings dropped because their batch id was applied already', registers }),
     conflicts: new Counter({ name: 'hbagg_receiver_conflicts_total', help: 'Writes retried because another replica updated the node first', registers }),
     expired: new Counter({ name: 'hbagg_receiver_leases_expired_total', help: 'Node leases this replica declared expired', registers }),
+    forgotten: new Counter({ name: 'hbagg_receiver_nodes_forgotten_total', help: 'Expired or final nodes deleted from the store after forgetNodesAfterMs', registers }),
     rejected: new Counter({ name: 'hbagg_receiver_rejected_total', help: 'Requests answered 4xx, by status', labelNames: ['status'], registers }),
     unavailable: new Counter({ name: 'hbagg_receiver_store_unavailable_total', help: 'Pings answered 503 because the store did not answer', registers }),
     publishFailures: new Counter({ name: 'hbagg_receiver_publish_failures_total', help: 'Event publications that failed (kept in the node record and retried)', registers }),

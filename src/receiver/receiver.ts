@@ -42,6 +42,8 @@ export interface CreateReceiverOptions {
   retryAfterSeconds?: number;
   /** How often leases are checked. Default 250. */
   leaseCheckMs?: number;
+  /** A node expired or final for this long after its last ping is deleted from the store. Default 86400000 (a day). */
+  forgetNodesAfterMs?: number;
   /** Defaults to the process clocks. Leases use the wall clock: replicas share them. */
   clock?: () => Instant;
   logger?: ReceiverLogger;
@@ -93,7 +95,8 @@ export async function createReceiver(opts: CreateReceiverOptions = {}): Promise<
   const counts: ReceiverCounts = { pings: 0, beats: 0, duplicates: 0, rejected: 0, unavailable: 0 };
   const metrics = createMetrics(() => store.all());
   const writer = new Writer({
-    store, metrics, ledger: opts.ledger ?? {}, maxAttempts: opts.limits?.maxAttempts ?? 12, outboxGraceMs: 2_000, emit, log,
+    store, metrics, ledger: opts.ledger ?? {}, maxAttempts: opts.limits?.maxAttempts ?? 12, outboxGraceMs: 2_000,
+    forgetAfterMs: opts.forgetNodesAfterMs ?? 86_400_000, emit, log,
   });
 
   await store.start();

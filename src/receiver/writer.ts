@@ -28,6 +28,8 @@ export interface WriterDeps {
   maxAttempts: number;
   /** An outbox older than this is published by the sweep. */
   outboxGraceMs: number;
+  /** A node expired or final for this long (since its last ping) is deleted from the store. */
+  forgetAfterMs: number;
   /** Told each event this replica wrote, in order. */
   emit(events: readonly RecordEvent[]): void;
   log: WriterLogger;
@@ -81,6 +83,10 @@ export class Writer {
       if (r.state === 'alive' && r.deadline <= t.wall) await this.expire(r.node, stored, t);
       else if (r.outbox !== undefined && (r.outboxAt ?? 0) + this.d.outboxGraceMs <= t.wall) {
         if ((await this.flush(r.outbox)).length === 0) await this.clearOutbox(r.node, r, stored.revision);
+      } else if (r.state !== 'alive' && r.outbox === undefined && r.lastPing + this.d.forgetAfterMs <= t.wall) {
+        // Nodes that come and go (autoscaling) must not fill the store; one that returns simply appears again.
+        this.d.metrics.storeOps.inc({ op: 'write' });
+        if (await this.d.store.remove(r.node, stored.revision)) this.d.metrics.forgotten.inc();
       }
     }
   }

@@ -20,8 +20,9 @@ async function jsServer(): Promise<NatsServerHandle> {
   return s;
 }
 
-async function replica(servers: string[], bucket: string, stream: string): Promise<Receiver> {
+async function replica(servers: string[], bucket: string, stream: string, forgetNodesAfterMs?: number): Promise<Receiver> {
   const r = await startReceiver({
+    ...(forgetNodesAfterMs === undefined ? {} : { forgetNodesAfterMs }),
     store: jetstreamStore({ servers, bucket, stream, subject: `ev.${stream}`, timeoutMs: 1_000 }),
     leaseCheckMs: 50,
     retryAfterSeconds: 1,
@@ -126,6 +127,22 @@ describe('receiver replicas on one JetStream KV bucket', () => {
     expect((await fresh.handler.store.read('n1'))?.record.applied).not.toContain(refused.batch.id);
     await waitFor(async () => (await post(r.url, refused)).status === 200, { timeoutMs: 10_000, message: 'the retried ping applies' });
     expect(r.handler.node('n1')?.counts).toMatchObject({ active: 0, stopped: 1 });
+  });
+});
+
+describe('nodes that come and go', () => {
+  it('are deleted from the bucket some time after their final ping, and appear again when they return', async () => {
+    const nats = await jsServer();
+    const { bucket, stream } = names();
+    const [a, b] = [await replica([nats.url], bucket, stream, 300), await replica([nats.url], bucket, stream, 300)];
+    expect((await post(a.url, ping([worker('w1')], { final: true }, 'gone'))).status).toBe(200);
+    await waitFor(() => a.handler.node('gone') === undefined && b.handler.node('gone') === undefined, {
+      timeoutMs: 10_000, message: 'forgotten on both replicas',
+    });
+    expect(await a.handler.store.read('gone')).toBeUndefined();
+    expect((await post(b.url, ping([worker('w1')], {}, 'gone'))).status).toBe(200);
+    expect(b.events.filter((e) => e.type === 'node' && e.change === 'appeared')).toHaveLength(1);
+    await waitFor(() => a.handler.node('gone')?.state === 'alive', { timeoutMs: 5_000, message: 'back on replica a' });
   });
 });
 

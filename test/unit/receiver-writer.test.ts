@@ -37,7 +37,7 @@ function sharedStore() {
 
 function writer(store: ReceiverStore, emitted: RecordEvent[] = []) {
   return new Writer({
-    store, metrics: createMetrics(() => store.all()), ledger: {}, maxAttempts: 4, outboxGraceMs: 1000,
+    store, metrics: createMetrics(() => store.all()), ledger: {}, maxAttempts: 4, outboxGraceMs: 1000, forgetAfterMs: 10_000,
     emit: (e) => emitted.push(...e), log: { warn: () => undefined },
   });
 }
@@ -108,5 +108,24 @@ describe('receiver writer', () => {
     const p = ping([w('a')]);
     const outcomes = await Promise.all([wr.apply(p, at(0)), wr.apply(p, at(0)), wr.apply(p, at(1))]);
     expect(outcomes.map((o) => o.outcome).sort()).toEqual(['applied', 'duplicate', 'duplicate']);
+  });
+
+  it('forgets a node expired or final for forgetAfterMs since its last ping, and not an alive one', async () => {
+    const { store } = sharedStore();
+    const emitted: RecordEvent[] = [];
+    const wr = writer(store, emitted);
+    await wr.apply(ping([w('a')], 100), at(0));
+    await wr.sweep(at(200));
+    expect(store.cached('n1')?.record.state).toBe('expired');
+    await wr.sweep(at(9_999));
+    expect(store.cached('n1')).toBeDefined();
+    await wr.sweep(at(10_000));
+    expect(store.cached('n1')).toBeUndefined();
+    // It comes back as a new node.
+    await wr.apply(ping([w('a')], 60_000), at(20_000));
+    expect(names(emitted).slice(-2)).toEqual(['node:appeared', 'a:appeared']);
+    // Alive (its lease runs to 80 s) long after forgetAfterMs: kept.
+    await wr.sweep(at(70_000));
+    expect(store.cached('n1')?.record.state).toBe('alive');
   });
 });

@@ -77,13 +77,14 @@ export function jetstreamStore(opts: JetStreamStoreOptions): ReceiverStore {
    */
   const watch = async (): Promise<void> => {
     if (kv === undefined || closed) return;
-    const it = await kv.watch({ key: '>', ignoreDeletes: true });
+    const it = await kv.watch({ key: '>' });
     stopWatch = () => it.stop();
     void (async () => {
       try {
         for await (const e of it) {
-          if (e.operation !== 'PUT' || (cache.get(e.key)?.revision ?? 0) >= e.revision) continue;
-          remember(e.key, { record: e.json<NodeRecord>(), revision: e.revision });
+          if ((cache.get(e.key)?.revision ?? 0) >= e.revision) continue;
+          if (e.operation === 'PUT') remember(e.key, { record: e.json<NodeRecord>(), revision: e.revision });
+          else cache.delete(e.key);
         }
       } catch {
         // Made again below.
@@ -113,6 +114,16 @@ export function jetstreamStore(opts: JetStreamStoreOptions): ReceiverStore {
     } catch (err) {
       // Another replica made it first (maybe with other settings): use it as it is.
       await jsm.streams.info(streamName).catch(() => Promise.reject(err));
+    }
+  };
+
+  /** The revision of the delete marker on `key`, if that is what the key holds. */
+  const readMarker = async (key: string): Promise<number | undefined> => {
+    try {
+      const e = await connected().kv.get(key);
+      return e !== null && e.operation !== 'PUT' ? e.revision : undefined;
+    } catch (err) {
+      throw unavailable('read', err);
     }
   };
 
@@ -179,15 +190,35 @@ export function jetstreamStore(opts: JetStreamStoreOptions): ReceiverStore {
     },
     async swap(node, record, revision) {
       const key = nodeToken(node);
+      const data = JSON.stringify(record);
       let next: number;
       try {
-        next = await connected().kv.put(key, JSON.stringify(record), { previousSeq: revision, timeout });
+        next = await connected().kv.put(key, data, { previousSeq: revision, timeout });
       } catch (err) {
-        if (isConflict(err)) return undefined;
-        throw unavailable('write', err);
+        if (!isConflict(err)) throw unavailable('write', err);
+        // A node forgotten before (a delete marker holds its key) is created on top of the marker.
+        const marker = revision === 0 ? await readMarker(key) : undefined;
+        if (marker === undefined) return undefined;
+        try {
+          next = await connected().kv.put(key, data, { previousSeq: marker, timeout });
+        } catch (err2) {
+          if (isConflict(err2)) return undefined;
+          throw unavailable('write', err2);
+        }
       }
       remember(key, { record, revision: next });
       return next;
+    },
+    async remove(node, revision) {
+      const key = nodeToken(node);
+      try {
+        await connected().kv.delete(key, { previousSeq: revision });
+      } catch (err) {
+        if (isConflict(err)) return false;
+        throw unavailable('delete', err);
+      }
+      cache.delete(key);
+      return true;
     },
     async publish(events) {
       const client = connected().js;

@@ -18,6 +18,11 @@ export function memoryStore(): ReceiverStore {
       nodes.set(node, { record, revision });
       return Promise.resolve(revision);
     },
+    remove(node: string, expected: number) {
+      if (nodes.get(node)?.revision !== expected) return Promise.resolve(false);
+      nodes.delete(node);
+      return Promise.resolve(true);
+    },
     publish: (_events: readonly RecordEvent[]) => Promise.resolve(),
     check: () => Promise.resolve(),
     close: () => Promise.resolve(),

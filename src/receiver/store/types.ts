@@ -35,6 +35,8 @@ export interface ReceiverStore {
    * none). Resolves the new revision, or `undefined` when another writer came first.
    */
   swap(node: string, record: NodeRecord, revision: number): Promise<number | undefined>;
+  /** Deletes the record if its revision is still `revision`; false when another writer came first. */
+  remove(node: string, revision: number): Promise<boolean>;
   /** Publishes events for other services; a repeated event id is dropped by the store. */
   publish(events: readonly RecordEvent[]): Promise<void>;
   /** Resolves when the store answers, rejects with the reason otherwise. */
