@@ -19,8 +19,10 @@ import { Intake } from './intake.js';
 import { Journal } from './journal.js';
 import { Metrics } from './metrics.js';
 import { NatsIngest } from './nats-ingest.js';
+import { openCtiPinger } from './opencti/opencti-pinger.js';
 import { Pinger } from './pinger.js';
 import { PlatformClient } from './platform-client.js';
+import type { PlatformPinger } from './platform-pinger.js';
 import { RejectLog } from './reject-log.js';
 import { RunClock } from './run-clock.js';
 import { registerRoutes } from './routes.js';
@@ -41,7 +43,8 @@ export class Daemon {
   readonly pacer: Pacer;
   readonly metrics: Metrics;
   readonly intake: Intake;
-  readonly pinger: Pinger;
+  /** The batched ping (platform.kind "hbagg") or the OpenCTI adapter. */
+  readonly pinger: PlatformPinger;
   readonly nats: NatsIngest;
   readonly http: HttpServer;
   /** Unaccepted `stopped`/`lost` entries, durable in the state directory. */
@@ -80,21 +83,12 @@ export class Daemon {
       retentionMs: c.workers.tombstoneRetentionMs,
       maxRetired: c.workers.maxTombstones,
     });
-    const client = new PlatformClient({
-      url: c.platform.url,
-      token: c.platform.token,
-      timeoutMs: c.platform.timeoutMs,
-      userAgent: `hbagg/${VERSION}`,
-    });
-    this.pinger = new Pinger({
-      info: this.info, registry: this.registry, pacer: this.pacer, client, clock: this.clock.now,
-      registryClock: this.clock.listeningNow,
-      metrics: this.metrics, log, maxBatchWorkers: c.platform.maxBatchWorkers,
-      requestTimeoutMs: c.platform.timeoutMs,
-      onAccepted: () => this.persistSoon(),
-      // Never report a terminal state that a crash could take back; a slow or failing disk delays a ping by 1 s at most.
-      beforeSend: () => withDeadline(this.journal.sync().catch(() => undefined), 1_000),
-    });
+    this.pinger = c.platform.kind === 'opencti'
+      ? openCtiPinger({
+        config: c, registry: this.registry, clock: this.clock.now, registryClock: this.clock.listeningNow,
+        metrics: this.metrics, log, userAgent: `hbagg/${VERSION}`, onAccepted: () => this.persistSoon(),
+      })
+      : this.batchedPinger(c);
     this.intake = new Intake({
       registry: this.registry, clock: this.clock.listeningNow, metrics: this.metrics, rejects: this.rejects, log,
       onTransition: (kind) => {
@@ -115,6 +109,25 @@ export class Daemon {
     this.http = new HttpServer(log);
     this.health = daemonHealth(this);
     registerRoutes(this.http, this);
+  }
+
+  /** platform.kind "hbagg": the batched ping of PROTOCOL.md section 3. */
+  private batchedPinger(c: HbaggConfig): Pinger {
+    const client = new PlatformClient({
+      url: c.platform.url ?? '',
+      token: c.platform.token,
+      timeoutMs: c.platform.timeoutMs,
+      userAgent: `hbagg/${VERSION}`,
+    });
+    return new Pinger({
+      info: this.info, registry: this.registry, pacer: this.pacer, client, clock: this.clock.now,
+      registryClock: this.clock.listeningNow,
+      metrics: this.metrics, log: this.log, maxBatchWorkers: c.platform.maxBatchWorkers,
+      requestTimeoutMs: c.platform.timeoutMs,
+      onAccepted: () => this.persistSoon(),
+      // Never report a terminal state that a crash could take back; a slow or failing disk delays a ping by 1 s at most.
+      beforeSend: () => withDeadline(this.journal.sync().catch(() => undefined), 1_000),
+    });
   }
 
   get state(): DaemonState {

@@ -88,7 +88,7 @@ function classify(status: number, retryAfter: string | null, text: string): Omit
   return { outcome: 'failed', error };
 }
 
-async function readBounded(res: Response, max: number): Promise<string> {
+export async function readBounded(res: Response, max: number): Promise<string> {
   if (!res.body) return '';
   const reader = res.body.getReader();
   const chunks: Uint8Array[] = [];
@@ -106,7 +106,7 @@ async function readBounded(res: Response, max: number): Promise<string> {
   return Buffer.concat(chunks).toString('utf8');
 }
 
-function describeNetworkError(err: unknown): string {
+export function describeNetworkError(err: unknown): string {
   const e = err as { message?: string; cause?: { code?: string; message?: string } };
   const cause = e.cause?.code ?? e.cause?.message;
   return cause ? `${e.message ?? 'fetch failed'} (${cause})` : (e.message ?? String(err));
