@@ -35,6 +35,8 @@ export interface GraphqlCall {
   operationName?: string;
   /** Root fields called, in order (`pingConnector`, `connector`, ...). */
   fields: string[];
+  /** The connector ids in the variables (`id0`, `id1`, ...). */
+  ids: string[];
   status: number;
   errors: string[];
   authorization?: string;
@@ -130,7 +132,7 @@ export async function startOpenCtiStub(opts: OpenCtiStubOptions = {}): Promise<O
     const chunks: Buffer[] = [];
     req.on('data', (c: Buffer) => chunks.push(c));
     req.on('end', () => {
-      const call: GraphqlCall = { at: Date.now(), fields: [], status: 200, errors: [] };
+      const call: GraphqlCall = { at: Date.now(), fields: [], ids: [], status: 200, errors: [] };
       if (req.headers.authorization !== undefined) call.authorization = req.headers.authorization;
       calls.push(call);
       const send = (status: number, body: unknown, headers: Record<string, string> = {}) => {
@@ -152,6 +154,7 @@ export async function startOpenCtiStub(opts: OpenCtiStubOptions = {}): Promise<O
         return send(400, { errors: [{ message: (err as Error).message, extensions: { code: 'GRAPHQL_PARSE_FAILED' } }] });
       }
       if (body.operationName !== undefined) call.operationName = body.operationName;
+      for (const [k, v] of Object.entries(body.variables ?? {})) if (/^id\d+$/.test(k) && typeof v === 'string') call.ids.push(v);
       for (const def of document.definitions) {
         if (def.kind === 'OperationDefinition') for (const s of def.selectionSet.selections) if (s.kind === 'Field') call.fields.push(s.name.value);
       }
