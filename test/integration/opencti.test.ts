@@ -230,6 +230,28 @@ describe('platform.kind opencti against an OpenCTI stub', () => {
     }, 30_000);
   });
 
+  describe('when OpenCTI is busy', () => {
+    it('waits for Retry-After before the next request, then pings again', async () => {
+      const id = uuid(400);
+      const { d, stub } = await start({});
+      stub.register(id);
+      const beats = beatAll(d.prefix, [{ worker: 'busy-w', meta: { [META.id]: id, [META.state]: '{}' } }]);
+      try {
+        await waitFor(() => stub.pingsOf(id).length > 0, { timeoutMs: 10_000 });
+        stub.failNext(1, 503, { 'retry-after': '3' });
+        const refused = await waitFor(() => stub.calls.find((c) => c.status === 503), { timeoutMs: 10_000 });
+        const next = await waitFor(() => stub.calls.find((c) => c.at > refused.at), { timeoutMs: 10_000 });
+        expect(next.at - refused.at).toBeGreaterThanOrEqual(2900);
+        expect(next.status).toBe(200);
+        expect(d.logs.some((l) => String(l.msg).includes('OpenCTI request not accepted'))).toBe(true);
+      } finally {
+        beats.stop();
+        await d.stop();
+        await stub.close();
+      }
+    }, 30_000);
+  });
+
   describe('delete_on_stop', () => {
     it('deletes a listed connector when its worker stops cleanly, and only that one', async () => {
       const listed = uuid(300);
