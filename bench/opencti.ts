@@ -149,6 +149,8 @@ export async function benchOpenCti(o: OpenCtiBenchOptions): Promise<SectionResul
       process.stderr.write(`  opencti: ${n} connectors, ${aliases} alias(es)...\n`);
       const m = await measure(n, aliases, o);
       details[`n${n}_a${aliases}`] = m;
+      // --only runs do not write results.json: the details go to stderr too.
+      process.stderr.write(`  ${JSON.stringify({ connectors: n, aliases, ...m })}\n`);
       figures.push(
         { section: 'opencti', name: `${n} connectors: hbagg, ${aliases} alias${aliases > 1 ? 'es' : ''}`, value: sig(m.requestsPerMin), unit: 'req/min', target: `< pycti (${pycti})`, ok: m.requestsPerMin < pycti, how: `${how(m.periodMs)}; pingConnector calls ${sig(m.pingsPerMin)}/min; connector-samples seen inactive: ${m.inactiveSamples}` },
         { section: 'opencti', name: `${n} connectors: node restart, hbagg ${aliases}`, value: m.restart.requests_state_reported ?? NaN, unit: 'requests', how: `requests until every connector had its first ping, all appearing at once, states reported in meta (${m.restart.ms_state_reported} ms); without reported states (read first): ${m.restart.requests_state_read} requests, ${m.restart.ms_state_read} ms. pycti: ${3 * n} (deleteConnector on stop, registerConnector and a ping on start)` },
