@@ -136,7 +136,8 @@ export class OpenCtiPinger implements PlatformPinger {
   private rearm(): void {
     if (this.stopped || this.inFlight.size >= MAX_IN_FLIGHT) return;
     const now = this.d.clock().mono;
-    const work = this.deletes.owed().length > 0 ? now : this.schedule.nextDueAt();
+    // A delete in flight is not work to wake for: its completion re-arms.
+    const work = this.deletes.owed().some((id) => !this.deletes.busy(id)) ? now : this.schedule.nextDueAt();
     const at = Math.max(work, this.gate.openAt());
     this.arm(Math.min(at - now, MAX_SLEEP_MS));
   }
@@ -202,6 +203,8 @@ export class OpenCtiPinger implements PlatformPinger {
     const result = verdict.kind === 'answered' ? verdict.aliases.get('c0') : undefined;
     this.om.deletes.inc({ outcome: result?.kind ?? verdict.kind });
     this.deletes.finish(id, verdict);
+    // Its workers' stopped entries were held for the delete: settle them now.
+    if (!this.stopped) this.refresh();
   }
 
   private countByState(): Record<ConnectorState, number> {
