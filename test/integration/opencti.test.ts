@@ -230,6 +230,28 @@ describe('platform.kind opencti against an OpenCTI stub', () => {
     }, 30_000);
   });
 
+  describe('with the query limit lowered to 1 by the operator', () => {
+    it('learns the read limit apart from the ping limit, and never pings without the stored state', async () => {
+      const { d, stub } = await start({ aliases_per_request: 3 }, { mutationDefault: 3, queryDefault: 1 });
+      const ids = [uuid(500), uuid(501), uuid(502)];
+      for (const id of ids) stub.register(id, { state: `{"id":"${id}"}` });
+      const beats = beatAll(d.prefix, ids.map((id, i) => ({ worker: `q${i}`, meta: { [META.id]: id } })));
+      try {
+        await waitFor(() => ids.every((id) => stub.pingsOf(id).length > 0), { timeoutMs: 10_000 });
+        const failed = stub.validationFailures();
+        expect(failed.length).toBeGreaterThanOrEqual(1);
+        expect(failed[0]?.errors[0]).toContain('Query->connector has been exceeded (max: 1)');
+        expect(failed.every((c) => c.fields.every((f) => f === 'connector'))).toBe(true);
+        expect(stub.calls.filter((c) => c.fields.includes('pingConnector')).every((c) => c.status === 200)).toBe(true);
+        for (const id of ids) expect(stub.pingsOf(id).map((p) => p.state)).toEqual([`{"id":"${id}"}`]);
+      } finally {
+        beats.stop();
+        await d.stop();
+        await stub.close();
+      }
+    }, 30_000);
+  });
+
   describe('when OpenCTI is busy', () => {
     it('waits for Retry-After before the next request, then pings again', async () => {
       const id = uuid(400);
