@@ -19,9 +19,9 @@ import { GraphqlClient } from '../src/daemon/opencti/graphql-client.js';
 import { OpenCtiPinger } from '../src/daemon/opencti/opencti-pinger.js';
 import { Registry } from '../src/core/registry.js';
 import type { Instant } from '../src/core/time.js';
-import { startOpenCtiStub, type OpenCtiStub } from '../test/helpers/opencti-stub.js';
+import { startOpenCtiStub, type OpenCtiStub } from '../testing/opencti-stub.js';
 import type { Figure, SectionResult } from './lib/report.js';
-import { sig } from './lib/stats.js';
+import { sig } from '../testing/index.js';
 
 export interface OpenCtiBenchOptions {
   sizes: number[];
@@ -52,7 +52,7 @@ async function rig(n: number, aliases: number, periodMs: number): Promise<Rig> {
   const stub = await startOpenCtiStub({ mutationDefault: aliases, inactiveAfterMs: periodMs * 2.5 });
   for (let i = 0; i < n; i++) stub.register(uuid(i), { state: '{"last_run":1}' });
   const registry = new Registry({ maxWorkers: 100_000, lostAfterMinMs: 3_600_000, tombstoneRetentionMs: 600_000, maxTombstones: 100_000, defaultDrainTimeoutMs: 30_000 });
-  const metrics = new Metrics({ workersByState: () => registry.countByState(), currentIntervalMs: () => 0, tombstones: () => 0 }, { defaultMetrics: false });
+  const metrics = new Metrics({ workersByState: () => registry.countByState(), currentIntervalMs: () => 0, tombstones: () => 0, droppedDisplaced: () => 0, tombstonesEvictedEarly: () => 0 }, { defaultMetrics: false });
   const log = createLogger('warn', new Writable({ write: (_c, _e, done) => done() }));
   const pinger = new OpenCtiPinger({
     registry, metrics, log, clock: now,

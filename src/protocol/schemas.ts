@@ -1,7 +1,8 @@
 /**
- * Wire schemas of PROTOCOL.md v1, shared by the daemon, the client library
- * and the JSON Schema export. Unknown fields are ignored (stripped), as the
- * contract says; everything else that breaks a rule is rejected.
+ * Wire schemas of docs/PROTOCOL.md (wire format v1), shared by the daemon,
+ * the client library and the JSON Schema export. Unknown fields are ignored
+ * (stripped), as the contract says; everything else that breaks a rule is
+ * rejected.
  */
 import { z } from 'zod';
 
@@ -78,6 +79,12 @@ export const PingWorker = z.object({
   first_seen: z.number().int(),
   last_seen: z.number().int(),
   beats: z.number().int().min(0),
+  /**
+   * Every beat of this instance the daemon accepted so far (never decreases,
+   * survives a daemon restart): count by difference. Always sent by hbagg;
+   * optional so pings of older daemons still validate.
+   */
+  beats_total: z.number().int().min(0).optional(),
   seq: Seq,
   interval_ms: z.number().int().optional(),
   status: WorkerStatus.optional(),

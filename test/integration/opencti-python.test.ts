@@ -8,8 +8,8 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { sleep, startNatsServer, startTestDaemon, waitFor, type NatsServerHandle } from '../helpers/index.js';
-import { startOpenCtiStub } from '../helpers/opencti-stub.js';
+import { sleep, startNatsServer, startTestDaemon, waitFor, type NatsServerHandle } from '../../testing/index.js';
+import { startOpenCtiStub } from '../../testing/opencti-stub.js';
 
 const WORKER = fileURLToPath(new URL('../../examples/python/connector_worker.py', import.meta.url));
 const PERIOD = 2000;

@@ -1,7 +1,7 @@
 /**
  * platform.kind "opencti" end to end: a real nats-server, a real daemon, and
  * a GraphQL platform stub built from OpenCTI's connector schema with its
- * alias protection (test/helpers/opencti-stub.ts). The period is shortened
+ * alias protection (testing/opencti-stub.ts). The period is shortened
  * together with the stub's "5 minutes" (platform.opencti.inactive_after_ms),
  * so the config check that refuses unsafe periods still holds.
  */
@@ -12,8 +12,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { META } from '../../src/daemon/opencti/connector-map.js';
 import { MAX_IN_FLIGHT } from '../../src/daemon/opencti/opencti-pinger.js';
-import { natsClient, sleep, startNatsServer, startTestDaemon, waitFor, type NatsServerHandle, type TestDaemon } from '../helpers/index.js';
-import { startOpenCtiStub, type OpenCtiStub, type OpenCtiStubOptions } from '../helpers/opencti-stub.js';
+import { natsClient, sleep, startNatsServer, startTestDaemon, waitFor, type NatsServerHandle, type TestDaemon } from '../../testing/index.js';
+import { startOpenCtiStub, type OpenCtiStub, type OpenCtiStubOptions } from '../../testing/opencti-stub.js';
 
 const PERIOD = 2000;
 const INACTIVE = 6000;

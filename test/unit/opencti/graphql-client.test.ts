@@ -1,7 +1,7 @@
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
-import { judgePlatform } from '../../../src/daemon/health-checks.js';
+import { judgePlatform } from '../../../src/daemon/http/health-checks.js';
 import { GraphqlClient, graphqlEndpoint } from '../../../src/daemon/opencti/graphql-client.js';
 
 const servers: http.Server[] = [];

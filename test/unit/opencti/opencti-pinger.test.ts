@@ -8,7 +8,7 @@ import { META } from '../../../src/daemon/opencti/connector-map.js';
 import type { GraphqlRequest } from '../../../src/daemon/opencti/documents.js';
 import type { GraphqlResponse } from '../../../src/daemon/opencti/graphql-client.js';
 import { OpenCtiPinger } from '../../../src/daemon/opencti/opencti-pinger.js';
-import { sleep, waitFor } from '../../helpers/index.js';
+import { sleep, waitFor } from '../../../testing/index.js';
 
 const ID = 'aaaaaaaa-0000-4000-8000-000000000001';
 const now = (): Instant => ({ wall: Date.now(), mono: performance.now() });
@@ -30,7 +30,7 @@ function setup(post: (req: GraphqlRequest) => Promise<GraphqlResponse>, deleteOn
     collect: () => registry.collect(),
     acknowledge: (...a: Parameters<Registry['acknowledge']>) => registry.acknowledge(...a),
   };
-  const metrics = new Metrics({ workersByState: () => registry.countByState(), currentIntervalMs: () => 0, tombstones: () => 0 }, { defaultMetrics: false });
+  const metrics = new Metrics({ workersByState: () => registry.countByState(), currentIntervalMs: () => 0, tombstones: () => 0, droppedDisplaced: () => 0, tombstonesEvictedEarly: () => 0 }, { defaultMetrics: false });
   const pinger = new OpenCtiPinger({
     registry: counted, metrics, clock: now, client: { post },
     log: createLogger('silent', new Writable({ write: (_c, _e, done) => done() })),
