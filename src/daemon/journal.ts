@@ -140,8 +140,8 @@ export class Journal {
     try {
       await mkdir(dir, { recursive: true });
       this.lock = StateLock.acquire(dir, this.o.instance);
-      if (this.lock.staleOwner !== undefined) {
-        log.warn({ dir, stale_pid: this.lock.staleOwner }, 'took over a stale state-dir lock (its daemon is gone)');
+      if (this.lock.staleWhy !== undefined) {
+        log.warn({ dir, stale_pid: this.lock.staleOwner, why: this.lock.staleWhy }, 'took over a stale state-dir lock (its daemon is gone)');
       }
       // A compaction interrupted before its rename left a temporary file; the journal itself is whole.
       await rm(`${this.file}.tmp`, { force: true });
