@@ -29,6 +29,7 @@ import type { Logger } from 'pino';
 import type { PingWorker } from '../protocol/schemas.js';
 import type { RetiredAs, RetiredInstance } from '../core/tombstones.js';
 import { replaceDurably, retirementsInForce, writeLiveSet, type Held } from './journal-compact.js';
+import { detachedFrom } from './journal-path.js';
 import { encodeRecord, keyOf, liveRetirements, replay, signature, type RetireRecord } from './journal-record.js';
 import { StateLock } from './state-lock.js';
 
@@ -85,6 +86,8 @@ export interface JournalStats {
   retiredKept: number;
   /** Records dropped when the journal was read at open. */
   dropped: number;
+  /** Times the journal was written back to its path after the file or the lock went missing. */
+  reattached: number;
 }
 
 interface Waiter {
@@ -101,6 +104,8 @@ export class Journal {
   private waiters: Waiter[] = [];
   private flushing: Promise<void> | undefined;
   private compactWanted = false;
+  /** The health check found the journal detached: the next round writes it back even with nothing to append. */
+  private reattachWanted = false;
   /** A failed write leaves the file's tail unknown: the next commit rewrites it whole. */
   private broken = false;
   /** File size right after the last rewrite: the live set. */
@@ -112,7 +117,7 @@ export class Journal {
   /** What open() replayed, until `takeRetired()`. */
   private replayed: RetireRecord[] = [];
   readonly stats: JournalStats = {
-    records: 0, retires: 0, commits: 0, syncs: 0, compactions: 0, bytes: 0, held: 0, retiredKept: 0, dropped: 0,
+    records: 0, retires: 0, commits: 0, syncs: 0, compactions: 0, bytes: 0, held: 0, retiredKept: 0, dropped: 0, reattached: 0,
   };
 
   constructor(private readonly o: JournalOptions) {
@@ -195,6 +200,13 @@ export class Journal {
     this.flushing ??= this.drain();
   }
 
+  /** Writes the journal and its lock back to their path if they went missing (the state_dir check asks). */
+  repair(): Promise<void> {
+    if (this._state !== 'open') return Promise.resolve();
+    this.reattachWanted = true;
+    return this.enqueue();
+  }
+
   /** Rewrites the journal to just the live set (the cron job; also automatic on growth). */
   compact(): Promise<void> {
     if (this._state !== 'open') return Promise.resolve();
@@ -242,9 +254,13 @@ export class Journal {
       const batch = this.waiters;
       this.waiters = [];
       try {
+        if (this.reattachWanted) {
+          this.reattachWanted = false;
+          await this.reattachIfDetached();
+        }
         if (this.compactWanted || this.broken) {
           this.compactWanted = false;
-          await this.rewrite(this.o.source(), this.inForce());
+          await this.rewriteHere();
           this.stats.compactions++;
         } else {
           await this.commit();
@@ -257,6 +273,42 @@ export class Journal {
       }
     }
     this.flushing = undefined;
+  }
+
+  /**
+   * Why the journal is not where a restart would look (its file unlinked or
+   * replaced, or the lock file gone), or undefined when all is in place.
+   * The state_dir health check fails while this says something.
+   */
+  async detached(): Promise<string | undefined> {
+    if (this._state !== 'open' && this._state !== 'closing') return undefined;
+    const why = await detachedFrom(this.fh, this.file);
+    if (why !== undefined) return why;
+    if (this.lock && !this.lock.holds()) return `the lock ${this.lock.file} is gone or no longer ours`;
+    return undefined;
+  }
+
+  /**
+   * When the state dir was deleted (or the journal replaced) under us: writes
+   * the live set back to its path and retakes the lock. True if it did.
+   */
+  private async reattachIfDetached(): Promise<boolean> {
+    const why = await this.detached();
+    if (why === undefined) return false;
+    this.o.log.error({ file: this.file, why }, 'state journal is detached from its path; writing it back and retaking the lock');
+    await this.rewriteHere();
+    this.stats.reattached++;
+    this.o.log.warn({ file: this.file, held: this.stats.held }, 'state journal written back to its path');
+    return true;
+  }
+
+  /** A full rewrite, with the directory and the lock put back first if they went missing. */
+  private async rewriteHere(): Promise<void> {
+    await mkdir(this.o.dir, { recursive: true });
+    if (this.lock && !this.lock.retake()) {
+      throw new Error(`state dir ${this.o.dir} was taken by another process while this daemon's journal was away; nothing is written there`);
+    }
+    await this.rewrite(this.o.source(), this.inForce());
   }
 
   /** Appends the difference between the registry and the file, then one fdatasync. */
@@ -279,11 +331,16 @@ export class Journal {
     }
     this.stats.held = this.held.size;
     if (lines.length === 0) return;
+    // Never acknowledge a write to a journal no restart would read: check before writing and after.
+    this.pending.unshift(...retires); // a rewrite takes them from here
+    if (await this.reattachIfDetached()) return;
+    this.pending.splice(0, retires.length);
     const data = lines.join('');
     const fh = this.fh;
     if (fh === undefined) throw new Error('journal file is not open');
     await fh.appendFile(data);
     await fh.datasync();
+    if (await this.reattachIfDetached()) return;
     this.stats.records += lines.length;
     this.stats.retires += retires.length;
     this.stats.commits++;
