@@ -7,7 +7,7 @@ import { parseArgs } from 'node:util';
 import { ConfigError, loadConfig, redactConfig } from './config/index.js';
 import { Daemon, VERSION } from './daemon/daemon.js';
 import { createLogger } from './daemon/logger.js';
-import { Demo, formatSummary } from './demo/demo.js';
+import { Demo, DemoStoppedError, formatSummary } from './demo/demo.js';
 import { NatsUnavailableError } from './demo/nats.js';
 import { formatEvent, startReceiver } from './receiver/index.js';
 import { handleDaemonSignals } from './signals.js';
@@ -163,7 +163,11 @@ async function demo(args: string[]): Promise<number> {
   } catch (err) {
     if (err instanceof NatsUnavailableError) {
       console.error(err.message);
-      return 2;
+      return 1;
+    }
+    if (err instanceof DemoStoppedError) {
+      console.error(err.message);
+      return 0;
     }
     throw err;
   }

@@ -15,7 +15,8 @@ import { loadConfig } from '../config/index.js';
 import { Daemon } from '../daemon/daemon.js';
 import { createLogger } from '../daemon/logger.js';
 import { formatEvent, startReceiver, type Receiver, type ReceiverEvent } from '../receiver/index.js';
-import { findOrStartNats, type NatsSource } from './nats.js';
+import { within } from '../util/index.js';
+import { cannotReachNats, findOrStartNats, type NatsSource } from './nats.js';
 import { actsOfCycle, type Act } from './script.js';
 import { SimWorker } from './sim-worker.js';
 import { Screen, reduction, seconds, type DemoSnapshot, type ScreenOutput } from './view.js';
@@ -60,6 +61,16 @@ export interface DemoSummary {
 const MIN_INTERVAL_MS = 1_000;
 const MAX_INTERVAL_MS = 8_000;
 const REFRESH_MS = 250;
+/** The daemon's first NATS connection and subscriptions: the demo gives up after this. */
+const NATS_READY_MS = 10_000;
+
+/** `stop()` was called before the demo had started: nothing to summarize. */
+export class DemoStoppedError extends Error {
+  override readonly name = 'DemoStoppedError';
+  constructor() {
+    super('hbagg demo: stopped before it had started');
+  }
+}
 
 export class Demo {
   private _state: DemoState = 'created';
@@ -82,6 +93,8 @@ export class Demo {
   private readonly acts = new Set<Promise<void>>();
   private starting: Promise<void> | undefined;
   private stopping: Promise<DemoSummary> | undefined;
+  /** Aborted by `stop()`: every wait of the start gives up at once. */
+  private readonly cancel = new AbortController();
   private resolveDone!: (s: DemoSummary) => void;
   /** Resolves with the summary once the demo has stopped (by `stop()` or its duration). */
   readonly done: Promise<DemoSummary>;
@@ -127,8 +140,19 @@ export class Demo {
     await this.draw();
   }
 
+  /** `p`, unless `stop()` comes first. */
+  private until<T>(p: Promise<T>): Promise<T> {
+    const signal = this.cancel.signal;
+    if (signal.aborted) return Promise.reject(new DemoStoppedError());
+    return new Promise<T>((resolve, reject) => {
+      const onAbort = () => reject(new DemoStoppedError());
+      signal.addEventListener('abort', onAbort, { once: true });
+      p.then(resolve, reject).finally(() => signal.removeEventListener('abort', onAbort));
+    });
+  }
+
   private async startParts(): Promise<void> {
-    this.nats = await findOrStartNats({ url: this.opts.natsUrl });
+    this.nats = await this.until(findOrStartNats({ url: this.opts.natsUrl }));
     const how = { given: 'as given', found: 'found running', started: 'started for the demo' }[this.nats.kind];
     this.say(`nats      ${this.nats.url} (${how})`);
 
@@ -156,8 +180,11 @@ export class Demo {
       : createLogger('silent');
     this.daemon = new Daemon(cfg, this.log);
     await this.daemon.start();
-    await this.daemon.natsReady();
-    if (!this.daemon.nats.ready) throw new Error(`the daemon could not subscribe on ${this.nats.url}`);
+    // The daemon waits for NATS forever (right for a daemon); the demo gives up and says why.
+    const ready = await this.until(within(this.daemon.natsReady(), NATS_READY_MS));
+    if (ready === undefined || !this.daemon.nats.ready) {
+      throw cannotReachNats(this.nats.url, `the daemon could not connect and subscribe within ${NATS_READY_MS} ms`);
+    }
     this.say(`daemon    http://127.0.0.1:${this.daemon.http.address()?.port ?? '?'} (try /v1/workers, /metrics), subjects ${prefix}.beat.*`);
 
     const beatIntervalMs = this.opts.beatIntervalMs ?? 500;
@@ -168,12 +195,13 @@ export class Demo {
       intervalMs: beatIntervalMs,
       drainTimeoutMs: 2_500,
     }));
-    await Promise.all(this.sims.map((s) => s.start()));
+    await this.until(Promise.all(this.sims.map((s) => s.start())));
     this.say(`workers   ${this.workerCount} simulated, each beating every ${beatIntervalMs} ms on its own NATS connection`);
   }
 
   /** Stops everything, prints the final view and resolves with the summary. Safe to call twice. */
   stop(): Promise<DemoSummary> {
+    this.cancel.abort();
     this.stopping ??= this.doStop();
     return this.stopping;
   }
