@@ -15,6 +15,7 @@ import { Registry } from '../core/registry.js';
 import type { Health } from './health.js';
 import { daemonHealth } from './health-checks.js';
 import { HttpServer } from './http-server.js';
+import { warnIfExposed } from './exposure.js';
 import { Intake } from './intake.js';
 import { Journal } from './journal.js';
 import { Metrics } from './metrics.js';
@@ -147,6 +148,7 @@ export class Daemon {
     try {
       const addr = await this.http.listen(this.config.http.host, this.config.http.port);
       this.log.info({ address: addr.address, port: addr.port }, 'http listening');
+      warnIfExposed(this.config.http, this.log);
     } catch (err) {
       this.state = 'failed';
       throw new Error(`cannot listen on ${this.config.http.listen}: ${(err as Error).message}`);

@@ -8,6 +8,7 @@ import type { IncomingMessage } from 'node:http';
 import { checkBearer, readJsonBody, type ParsedBody } from './body.js';
 import type { Daemon } from './daemon.js';
 import { EventLoopMonitor } from './event-loop.js';
+import { workersView } from './exposure.js';
 import type { HttpServer, Reply } from './http-server.js';
 
 /** Beats in one POST /v1/beat at most (a 64 KiB body holds about a thousand small ones). */
@@ -62,10 +63,11 @@ export function registerRoutes(http: HttpServer, d: Daemon): void {
     return { status: report.status === 'ok' ? 200 : 503, body: report };
   });
 
-  http.route('GET', '/v1/workers', () => ({
-    status: 200,
-    body: { node: d.info.node, workers: d.registry.snapshot() },
-  }));
+  http.route('GET', '/v1/workers', (req) => {
+    const denied = checkBearer(req, d.config.http.token);
+    if (denied) return denied;
+    return { status: 200, body: { node: d.info.node, workers: workersView(d.registry.snapshot(), d.config.http.exposeMeta) } };
+  });
 
   http.route('GET', '/metrics', async () => ({
     status: 200,
