@@ -284,7 +284,7 @@ export class Journal {
     if (this._state !== 'open' && this._state !== 'closing') return undefined;
     const why = await detachedFrom(this.fh, this.file);
     if (why !== undefined) return why;
-    if (this.lock && !this.lock.holds()) return `the lock ${this.lock.file} is gone or no longer ours`;
+    if (this.lock && !(await this.lock.holds())) return `the lock ${this.lock.file} is gone or no longer ours`;
     return undefined;
   }
 

@@ -16,6 +16,7 @@
  * which is where a state directory belongs.
  */
 import { closeSync, linkSync, openSync, readFileSync, statSync, unlinkSync, writeSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { ownerStatus, selfIdentity, systemProbe, type ProcessIdentity, type ProcessProbe } from './process-identity.js';
@@ -97,9 +98,14 @@ export class StateLock {
     }
   }
 
-  /** Whether the lock file on disk is still ours (false when the directory or the file was removed). */
-  holds(): boolean {
-    return !this.released && readRaw(this.file) === this.token;
+  /**
+   * Whether the lock file on disk is still ours (false when the directory or
+   * the file was removed). Asynchronous: it runs before every journal commit,
+   * and a hung disk must not block the event loop.
+   */
+  async holds(): Promise<boolean> {
+    if (this.released) return false;
+    return (await readFile(this.file, 'utf8').catch(() => undefined)) === this.token;
   }
 
   /**
@@ -108,7 +114,7 @@ export class StateLock {
    */
   retake(): boolean {
     if (this.released) return false;
-    return this.holds() || publish(this.file, this.token);
+    return readRaw(this.file) === this.token || publish(this.file, this.token);
   }
 
   /** Removes the lock if it is still ours. Safe to call twice. */
