@@ -6,28 +6,31 @@
  */
 import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import cron, { type ScheduledTask } from 'node-cron';
 import type { Logger } from 'pino';
 import type { HbaggConfig } from '../config/types.js';
 import type { DaemonInfo } from '../core/batch.js';
 import { Pacer } from '../core/pacer.js';
 import { Registry } from '../core/registry.js';
-import type { Health } from './health.js';
-import { daemonHealth } from './health-checks.js';
-import { HttpServer } from './http-server.js';
-import { warnIfExposed } from './exposure.js';
+import type { PingWorker } from '../protocol/schemas.js';
+import { settleWithin, StepRunner, within } from '../util/index.js';
+import { EventLoopMonitor } from './http/event-loop.js';
+import type { Health } from './http/health.js';
+import { daemonHealth } from './http/health-checks.js';
+import { registerRoutes } from './http/routes.js';
+import { HttpServer } from './http/server.js';
+import { Housekeeping } from './housekeeping.js';
+import { warnIfExposed } from './http/exposure.js';
 import { Intake } from './intake.js';
-import { Journal } from './journal.js';
+import { Journal } from './journal/journal.js';
 import { Metrics } from './metrics.js';
 import { NatsIngest } from './nats-ingest.js';
 import { Pinger } from './pinger.js';
 import { PlatformClient } from './platform-client.js';
 import { RejectLog } from './reject-log.js';
 import { RunClock } from './run-clock.js';
-import { registerRoutes } from './routes.js';
+import { readCounters, type DaemonSnapshot, type DaemonState, type DaemonTestHooks } from './snapshot.js';
 
-/** Lifecycle of a daemon; every change is logged by `state`'s setter. */
-export type DaemonState = 'created' | 'starting' | 'running' | 'stopping' | 'stopped' | 'failed';
+export type { DaemonCounters, DaemonSnapshot, DaemonState, DaemonTestHooks } from './snapshot.js';
 
 export const VERSION: string = (
   JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }
@@ -35,30 +38,37 @@ export const VERSION: string = (
 
 const TICK_MS = 100;
 
+/**
+ * One daemon. Its parts are private: callers see `state`, `start()`,
+ * `natsReady()`, `stop()`, the read-only `snapshot()` and `workers()`, and
+ * (tests and benches only) `testHooks`.
+ */
 export class Daemon {
-  readonly info: DaemonInfo;
-  readonly clock = new RunClock(TICK_MS, 1_000);
-  readonly registry: Registry;
-  readonly pacer: Pacer;
-  readonly metrics: Metrics;
-  readonly intake: Intake;
-  readonly pinger: Pinger;
-  readonly nats: NatsIngest;
-  readonly http: HttpServer;
+  private readonly info: DaemonInfo;
+  private readonly clock = new RunClock(TICK_MS, 1_000);
+  private readonly registry: Registry;
+  private readonly pacer: Pacer;
+  private readonly metrics: Metrics;
+  private readonly intake: Intake;
+  private readonly pinger: Pinger;
+  private readonly nats: NatsIngest;
+  private readonly http: HttpServer;
   /** Unaccepted `stopped`/`lost` entries, durable in the state directory. */
-  readonly journal: Journal;
-  /** The /healthz checks (replaceable: tests make one hang). */
-  readonly health: Health;
+  private readonly journal: Journal;
+  /** The /healthz checks. */
+  private readonly health: Health;
+  /** Event-loop delay for /livez and /metrics; started and stopped with the daemon. */
+  private readonly loop = new EventLoopMonitor();
   private readonly rejects: RejectLog;
+  private readonly housekeeping: Housekeeping;
   private _state: DaemonState = 'created';
   private ticker: NodeJS.Timeout | undefined;
-  private tasks: ScheduledTask[] = [];
   private closing: Promise<void> | undefined;
   private natsStarting: Promise<void> | undefined;
 
   constructor(
-    readonly config: HbaggConfig,
-    readonly log: Logger,
+    private readonly config: HbaggConfig,
+    private readonly log: Logger,
   ) {
     const c = config;
     if (!c.platform.url) throw new Error('platform.url is required to run the daemon');
@@ -94,7 +104,7 @@ export class Daemon {
       requestTimeoutMs: c.platform.timeoutMs,
       onAccepted: () => this.persistSoon(),
       // Never report a terminal state that a crash could take back; a slow or failing disk delays a ping by 1 s at most.
-      beforeSend: () => withDeadline(this.journal.sync().catch(() => undefined), 1_000),
+      beforeSend: async () => void (await settleWithin(this.journal.sync(), 1_000)),
     });
     this.intake = new Intake({
       registry: this.registry, clock: this.clock.listeningNow, metrics: this.metrics, rejects: this.rejects, log,
@@ -113,9 +123,24 @@ export class Daemon {
         if (ms > 0) this.log.info({ deaf_ms: Math.round(ms) }, 'nats back; the time it was away does not count toward loss');
       }
     });
+    this.housekeeping = new Housekeeping({
+      schedule: c.housekeeping, registry: this.registry, pacer: this.pacer, journal: this.journal,
+      metrics: this.metrics, clock: this.clock.listeningNow, log,
+    });
     this.http = new HttpServer(log);
-    this.health = daemonHealth(this);
-    registerRoutes(this.http, this);
+    this.health = daemonHealth({ info: this.info, config: c, nats: this.nats, pinger: this.pinger, journal: this.journal });
+    this.metrics.eventLoop(() => this.loop.delay());
+    registerRoutes(this.http, {
+      node: this.info.node,
+      http: c.http,
+      state: () => this._state,
+      nats: this.nats,
+      health: this.health,
+      loop: this.loop,
+      workers: () => this.registry.snapshot(),
+      metrics: this.metrics,
+      intake: this.intake,
+    });
   }
 
   get state(): DaemonState {
@@ -145,6 +170,8 @@ export class Daemon {
       this.state = 'failed';
       throw err;
     }
+    // Before the listener: /livez reads it from the first request on.
+    this.loop.start();
     try {
       const addr = await this.http.listen(this.config.http.host, this.config.http.port);
       this.log.info({ address: addr.address, port: addr.port }, 'http listening');
@@ -155,7 +182,7 @@ export class Daemon {
     }
     this.pinger.start();
     this.ticker = setInterval(() => this.tick(), TICK_MS);
-    this.scheduleHousekeeping();
+    this.housekeeping.start();
     this.natsStarting = this.nats.start().catch((err: unknown) => {
       this.log.error({ err }, 'nats connection failed');
     });
@@ -167,6 +194,47 @@ export class Daemon {
   async natsReady(): Promise<void> {
     await this.natsStarting;
   }
+
+  /** A read-only picture of the daemon now: states, counters, addresses (what the demo shows, what tests check). */
+  async snapshot(): Promise<DaemonSnapshot> {
+    return {
+      state: this._state,
+      info: { ...this.info },
+      http: this.http.address(),
+      nats: { ready: this.nats.ready, state: this.nats.state, tls: this.nats.connection?.info?.tls_required === true },
+      workers: this.registry.countByState(),
+      tracked: this.registry.size,
+      intervalMs: this.pacer.currentIntervalMs(),
+      stalls: this.clock.stalls,
+      journal: { ...this.journal.stats },
+      healthRounds: this.health.rounds,
+      ...(await readCounters(this.metrics)),
+    };
+  }
+
+  /** The tracked workers, as GET /v1/workers lists them. */
+  workers(): PingWorker[] {
+    return this.registry.snapshot();
+  }
+
+  /** What only tests and benches do to a daemon; see {@link DaemonTestHooks}. */
+  readonly testHooks: DaemonTestHooks = {
+    setHealthCheck: (check) => void this.health.set(check),
+    route: (method, path, handler) => void this.http.route(method, path, handler),
+    onResponse: (observer) => void this.http.onResponse(observer),
+    disableStallGuard: () => {
+      this.clock.sample = () => 0;
+    },
+    onNatsBeat: (listener) => {
+      const intake = this.intake;
+      const take = intake.beatBytes.bind(intake);
+      intake.beatBytes = (data, worker, source) => {
+        const r = take(data, worker, source);
+        listener(r);
+        return r;
+      };
+    },
+  };
 
   private tick(): void {
     const stalled = this.clock.sample();
@@ -186,43 +254,6 @@ export class Daemon {
     this.journal.sync().catch((err: unknown) => this.log.error({ err }, 'state journal write failed'));
   }
 
-  private scheduleHousekeeping(): void {
-    const h = this.config.housekeeping;
-    this.tasks.push(
-      cron.schedule(h.summaryCron, () => this.logSummary(), { name: 'summary', noOverlap: true }),
-      cron.schedule(h.pruneCron, () => this.prune(), { name: 'prune', noOverlap: true }),
-      cron.schedule(h.compactCron, () => this.journal.compact().catch(() => undefined), { name: 'compact', noOverlap: true }),
-    );
-  }
-
-  private prune(): void {
-    const pruned = this.registry.prune(this.clock.listeningNow());
-    if (pruned.tombstones + pruned.lost > 0) this.log.debug(pruned, 'pruned');
-  }
-
-  private lastSummary = { beats: 0, pings: 0 };
-
-  private async logSummary(): Promise<void> {
-    const value = async (m: { get(): Promise<{ values: { value: number; labels: Record<string, unknown> }[] }> }) =>
-      (await m.get()).values;
-    const beats = (await value(this.metrics.beatsAccepted)).reduce((n, v) => n + v.value, 0);
-    const pings = (await value(this.metrics.pings)).reduce((n, v) => n + v.value, 0);
-    const rejected = Object.fromEntries(
-      (await value(this.metrics.beatsRejected)).filter((v) => v.value > 0).map((v) => [String(v.labels.reason), v.value]),
-    );
-    this.log.info(
-      {
-        beats_in: beats - this.lastSummary.beats,
-        pings_out: pings - this.lastSummary.pings,
-        workers: this.registry.countByState(),
-        rejected_total: rejected,
-        interval_ms: this.pacer.currentIntervalMs(),
-      },
-      'summary',
-    );
-    this.lastSummary = { beats, pings };
-  }
-
   /** Stops within `shutdown_timeout_ms` whatever the platform does. Safe to call twice. */
   stop(): Promise<void> {
     this.closing ??= this.doStop();
@@ -234,34 +265,22 @@ export class Daemon {
     const started = this._state === 'running';
     this.state = 'stopping';
     const deadline = this.clock.now().mono + this.config.shutdownTimeoutMs;
-    const step = async (name: string, fn: () => unknown) => {
-      try {
-        await fn();
-      } catch (err) {
-        this.log.error({ err, step: name }, 'shutdown step failed');
-      }
-    };
+    const steps = new StepRunner({ onError: (step, err) => this.log.error({ err, step }, 'shutdown step failed') });
     // Drain first: beats already received are still counted into the final ping.
-    await step('drain nats', () => withDeadline(this.nats.stop(), Math.max(0, (deadline - this.clock.now().mono) / 4)));
-    await step('stop intake', () => {
+    await steps.run('drain nats', () => within(this.nats.stop(), Math.max(0, (deadline - this.clock.now().mono) / 4)));
+    await steps.run('stop intake', () => {
       this.intake.open = false;
     });
-    await step('housekeeping', () => {
+    await steps.run('housekeeping', () => {
       clearInterval(this.ticker);
-      for (const t of this.tasks) t.stop();
+      this.housekeeping.stop();
     });
     // Leave a little of the budget for closing the listener.
-    if (started) await step('final ping', () => this.pinger.stop(deadline - 200));
-    await step('close journal', () => this.journal.close());
-    await step('close http', () => withDeadline(this.http.close(), 150));
-    await step('flush logs', () => this.rejects.flush());
+    if (started) await steps.run('final ping', () => this.pinger.stop(deadline - 200));
+    await steps.run('close journal', () => this.journal.close());
+    await steps.run('close http', () => within(this.http.close(), 150));
+    await steps.run('stop event-loop monitor', () => this.loop.stop());
+    await steps.run('flush logs', () => this.rejects.flush());
     this.state = 'stopped';
   }
-}
-
-/** Resolves when `p` settles or after `ms`, whichever comes first. */
-async function withDeadline(p: Promise<unknown>, ms: number): Promise<void> {
-  let timer: NodeJS.Timeout | undefined;
-  await Promise.race([p, new Promise((r) => (timer = setTimeout(r, ms)))]);
-  clearTimeout(timer);
 }

@@ -7,6 +7,7 @@ import { spawn } from 'node:child_process';
 import { accessSync, constants } from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
+import { freePort, settleWithin } from '../util/index.js';
 
 export interface NatsSource {
   url: string;
@@ -136,9 +137,9 @@ async function launch(bin: string, port: number): Promise<NatsSource> {
       process.off('exit', onExit);
       if (!running()) return;
       child.kill('SIGTERM');
-      const timer = setTimeout(() => child.kill('SIGKILL'), 2_000);
+      if (await settleWithin(exited, 2_000)) return;
+      child.kill('SIGKILL');
       await exited;
-      clearTimeout(timer);
     })();
     return stopping;
   };
@@ -189,16 +190,4 @@ export function findNatsServerBinary(): string | undefined {
     }
   }
   return undefined;
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = net.createServer();
-    server.unref();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as net.AddressInfo;
-      server.close(() => resolve(port));
-    });
-  });
 }

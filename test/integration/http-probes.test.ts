@@ -8,8 +8,8 @@ import {
   type PlatformStub,
   type TestDaemon,
 } from '../helpers/index.js';
-import type { HealthCheck, HealthReport } from '../../src/daemon/health.js';
-import { CHECK_TIMEOUT_MS } from '../../src/daemon/health-checks.js';
+import type { HealthCheck, HealthReport } from '../../src/daemon/http/health.js';
+import { CHECK_TIMEOUT_MS } from '../../src/daemon/http/health-checks.js';
 import { execFile } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
@@ -86,8 +86,8 @@ describe('probes against a daemon with a real nats-server and platform stub', ()
     nats = await startNatsServer();
     stub = await startPlatformStub();
     t = await startTestDaemon({ natsUrl: nats.url, platformUrl: stub.url });
-    port = t.daemon.http.address()!.port;
-    t.daemon.http.onResponse((route, status, ms) => served.push({ route, status, ms }));
+    port = (await t.daemon.snapshot()).http!.port;
+    t.daemon.testHooks.onResponse((route, status, ms) => served.push({ route, status, ms }));
   });
 
   afterAll(async () => {
@@ -120,14 +120,14 @@ describe('probes against a daemon with a real nats-server and platform stub', ()
   it('answers 1,000 concurrent probes within the check timeout + 100 ms, exactly once each, while one check hangs', async () => {
     const timeoutMs = CHECK_TIMEOUT_MS;
     const hung = hangingCheck('platform', timeoutMs);
-    t.daemon.health.set(hung.check);
+    t.daemon.testHooks.setHealthCheck(hung.check);
     const boundMs = timeoutMs + 100;
 
     const storm = async (paths: string[]) => {
       served.splice(0);
-      const roundsBefore = t.daemon.health.rounds;
+      const roundsBefore = (await t.daemon.snapshot()).healthRounds;
       const answers = await probeStorm(port, paths);
-      return { answers, served: served.splice(0), rounds: t.daemon.health.rounds - roundsBefore };
+      return { answers, served: served.splice(0), rounds: (await t.daemon.snapshot()).healthRounds - roundsBefore };
     };
 
     // 1,000 at /healthz: one shared round, the hung check reported as timeout.
@@ -182,9 +182,9 @@ describe('probes against a daemon with a real nats-server and platform stub', ()
 
   it('cleans up after clients that leave before their answer', async () => {
     const hung = hangingCheck('platform', CHECK_TIMEOUT_MS);
-    t.daemon.health.set(hung.check);
+    t.daemon.testHooks.setHealthCheck(hung.check);
     let aborted = 0;
-    t.daemon.http.route('GET', '/test-slow', (_req, _url, ctx) =>
+    t.daemon.testHooks.route('GET', '/test-slow', (_req, _url, ctx) =>
       new Promise((resolve) => {
         ctx.signal.addEventListener('abort', () => {
           aborted++;
@@ -205,10 +205,10 @@ describe('probes against a daemon with a real nats-server and platform stub', ()
   });
 
   it('turns a throwing or rejecting handler into one 500 with a JSON body', async () => {
-    t.daemon.http.route('GET', '/test-throws', () => {
+    t.daemon.testHooks.route('GET', '/test-throws', () => {
       throw new Error('sync boom');
     });
-    t.daemon.http.route('GET', '/test-rejects', () => Promise.reject(new Error('async boom')));
+    t.daemon.testHooks.route('GET', '/test-rejects', () => Promise.reject(new Error('async boom')));
     for (const [path, msg] of [['/test-throws', 'sync boom'], ['/test-rejects', 'async boom']] as const) {
       const a = await rawRequest(port, get(path));
       expect(a.status).toBe(500);
@@ -267,7 +267,7 @@ describe('probes against a daemon with a real nats-server and platform stub', ()
     const own = await startPlatformStub();
     const d = await startTestDaemon({ natsUrl: nats.url, platformUrl: own.url, env: { HBAGG_SHUTDOWN_TIMEOUT_MS: '3000' } });
     try {
-      const p = d.daemon.http.address()!.port;
+      const p = (await d.daemon.snapshot()).http!.port;
       expect((await rawRequest(p, get('/readyz'))).status).toBe(200);
       own.respondWith({ hang: true }); // the final ping hangs, so stopping takes a while
       const stopping = d.stop();

@@ -65,7 +65,7 @@ describe('a Leave while the disk hangs', () => {
     const d = await startTestDaemon({ natsUrl: nats.url, platformUrl: stub.url });
     try {
       nc.publish(`${d.prefix}.beat.w1`, beat('w1', 1));
-      await waitFor(() => d.daemon.registry.snapshot().some((w) => w.worker === 'w1'), { message: 'w1 known' });
+      await waitFor(() => d.daemon.workers().some((w) => w.worker === 'w1'), { message: 'w1 known' });
       const disk = await hangDatasync();
 
       const started = Date.now();

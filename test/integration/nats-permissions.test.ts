@@ -58,7 +58,7 @@ describe('one NATS user per worker (deploy/nats-per-worker-users.conf)', () => {
     process.env = saved;
   });
 
-  const known = (worker: string) => d.daemon.registry.snapshot().find((w) => w.worker === worker);
+  const known = (worker: string) => d.daemon.workers().find((w) => w.worker === worker);
 
   it('lets a worker beat and leave as itself but never on another worker\'s subject', async () => {
     const one = await asWorker(nats.url, 'worker-1', PASS.WORKER_1_PASS);

@@ -9,8 +9,8 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { JOURNAL_FILE } from '../../src/daemon/journal.js';
-import { LOCK_FILE } from '../../src/daemon/state-lock.js';
+import { JOURNAL_FILE } from '../../src/daemon/journal/journal.js';
+import { LOCK_FILE } from '../../src/daemon/journal/state-lock.js';
 import type { LeaveReply } from '../../src/protocol/schemas.js';
 import {
   getFreePort,
@@ -80,7 +80,7 @@ describe('state dir deleted while running', () => {
 
       const second = await startTestDaemon({ natsUrl: nats.url, platformUrl: stub.url, env: { ...env, HBAGG_HTTP_LISTEN: '127.0.0.1:0' } });
       try {
-        const owed = second.daemon.registry.unackedTerminals().map((e) => `${e.worker}/${e.instance}:${e.state}`);
+        const owed = second.daemon.workers().map((e) => `${e.worker}/${e.instance}:${e.state}`);
         expect(owed).toContain('w1/i1:stopped');
         expect(second.logs.find((l) => l.msg === 'state journal open')).toMatchObject({ restored: 1 });
       } finally {
@@ -93,9 +93,9 @@ describe('state dir deleted while running', () => {
   }, 60_000);
 
   it('fails state_dir while the state dir is gone and passes once the journal and its lock are back', async () => {
-    const d = await startTestDaemon({ natsUrl: nats.url, platformUrl: stub.url });
+    const dir = mkdtempSync(path.join(tmpdir(), 'hbagg-vanish-'));
+    const d = await startTestDaemon({ natsUrl: nats.url, platformUrl: stub.url, env: { HBAGG_STATE_DIR: dir } });
     try {
-      const dir = d.daemon.config.stateDir;
       const stateDirCheck = async () => {
         const r = await fetch(`${d.base}/healthz`);
         return ((await r.json()) as { checks: Record<string, { status: string; error?: string }> }).checks.state_dir;
@@ -109,7 +109,7 @@ describe('state dir deleted while running', () => {
       expect(failed.error).toMatch(/does not exist|detached/);
       await waitFor(async () => (await stateDirCheck())?.status === 'ok', { timeoutMs: 10_000, message: 'state_dir ok again' });
       const lock = JSON.parse(readFileSync(path.join(dir, LOCK_FILE), 'utf8')) as { pid: number; instance: string };
-      expect(lock).toMatchObject({ pid: process.pid, instance: d.daemon.info.instance });
+      expect(lock).toMatchObject({ pid: process.pid, instance: (await d.daemon.snapshot()).info.instance });
       expect(existsSync(path.join(dir, JOURNAL_FILE))).toBe(true);
       expect(d.logs.some((l) => String(l.msg).startsWith('state journal is detached from its path') && l.level === 'error')).toBe(true);
     } finally {

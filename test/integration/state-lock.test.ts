@@ -7,8 +7,8 @@ import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { ownerStatus, systemProbe, type ProcessProbe } from '../../src/daemon/process-identity.js';
-import { LOCK_FILE, StateDirLockedError, StateLock } from '../../src/daemon/state-lock.js';
+import { ownerStatus, systemProbe, type ProcessProbe } from '../../src/daemon/journal/process-identity.js';
+import { LOCK_FILE, StateDirLockedError, StateLock } from '../../src/daemon/journal/state-lock.js';
 import { waitFor } from '../helpers/index.js';
 
 const FIXTURE = path.resolve(import.meta.dirname, '../fixtures/lock-contender.ts');

@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { isLoopbackHost } from '../../src/daemon/exposure.js';
+import { isLoopbackHost } from '../../src/daemon/http/exposure.js';
 import {
   beat,
   natsClient,
@@ -50,7 +50,7 @@ describe('GET /v1/workers exposure', () => {
     const d = await startTestDaemon({ natsUrl: nats.url, platformUrl: stub.url, env, file });
     daemons.push(d);
     nc.publish(`${d.prefix}.beat.w1`, beat('w1', 1, { meta: { region: 'eu', api_key: 'k-123' } }));
-    await waitFor(() => d.daemon.registry.snapshot().length > 0, { message: 'w1 known' });
+    await waitFor(() => d.daemon.workers().length > 0, { message: 'w1 known' });
     return d;
   }
 

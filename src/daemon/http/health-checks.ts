@@ -8,9 +8,9 @@ import { randomBytes } from 'node:crypto';
 import { open, stat, unlink } from 'node:fs/promises';
 import path from 'node:path';
 import type { NatsConnection } from '@nats-io/transport-node';
-import { PROMISE_SLACK_MS } from '../core/pacer.js';
+import { PROMISE_SLACK_MS } from '../../core/pacer.js';
 import { Health, type HealthCheck } from './health.js';
-import type { LastPing } from './pinger.js';
+import type { LastPing } from '../pinger.js';
 
 /** Default per-check timeout: a hung check delays /healthz by this, no more. */
 export const CHECK_TIMEOUT_MS = 500;

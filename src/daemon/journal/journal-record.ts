@@ -13,8 +13,8 @@
  * an event, never acked: it ages out at compaction. Pure.
  */
 import { crc32 } from 'node:zlib';
-import type { RetiredAs } from '../core/tombstones.js';
-import { PingWorker } from '../protocol/schemas.js';
+import type { RetiredAs } from '../../core/tombstones.js';
+import { PingWorker } from '../../protocol/schemas.js';
 
 export interface RetireRecord {
   op: 'retire';

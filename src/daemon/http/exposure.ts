@@ -5,8 +5,8 @@
  * the token when one is set, the second is hidden unless `http.expose_meta`.
  */
 import type { Logger } from 'pino';
-import type { HttpConfig } from '../config/types.js';
-import type { PingWorker } from '../protocol/schemas.js';
+import type { HttpConfig } from '../../config/types.js';
+import type { PingWorker } from '../../protocol/schemas.js';
 
 /** 127.0.0.0/8, ::1, localhost (and the IPv4-mapped form of 127.x). */
 export function isLoopbackHost(host: string): boolean {

@@ -18,19 +18,22 @@
  * appended records outgrow the live set; of the retire records it keeps those
  * younger than the retention, at most `maxRetired` of them.
  *
+ * The file itself (reading, appending, rewriting) is `journal-file.ts`;
+ * this module is its lifecycle, the state-dir lock and the group commit.
+ *
  * Reading is forgiving: a torn last line (a crash mid-write), a bad checksum
  * or a record that does not parse is dropped and counted, every whole record
  * is kept, and the file is rewritten clean before anything is appended. A bad
  * journal is a warning, never a crash loop.
  */
-import { mkdir, open, readFile, rm, type FileHandle } from 'node:fs/promises';
+import { mkdir, rm } from 'node:fs/promises';
 import path from 'node:path';
 import type { Logger } from 'pino';
-import type { PingWorker } from '../protocol/schemas.js';
-import type { RetiredAs, RetiredInstance } from '../core/tombstones.js';
-import { replaceDurably, retirementsInForce, writeLiveSet, type Held } from './journal-compact.js';
-import { detachedFrom } from './journal-path.js';
-import { encodeRecord, keyOf, liveRetirements, replay, signature, type RetireRecord } from './journal-record.js';
+import type { PingWorker } from '../../protocol/schemas.js';
+import type { RetiredAs, RetiredInstance } from '../../core/tombstones.js';
+import { retirementsInForce } from './journal-compact.js';
+import { JournalFile, type JournalStats } from './journal-file.js';
+import { liveRetirements, type RetireRecord } from './journal-record.js';
 import { StateLock } from './state-lock.js';
 
 export const JOURNAL_FILE = 'terminals.jsonl';
@@ -68,27 +71,7 @@ export interface JournalOptions {
   wallNow?(): number;
 }
 
-export interface JournalStats {
-  /** Records appended (put + ack + retire), since open. */
-  records: number;
-  /** Retire records appended, since open. */
-  retires: number;
-  /** Group commits written (each one write + one fdatasync). */
-  commits: number;
-  /** `sync()` calls served; `syncs / commits` is the batching factor. */
-  syncs: number;
-  compactions: number;
-  /** Current file size. */
-  bytes: number;
-  /** Entries the file holds. */
-  held: number;
-  /** Retire records the last rewrite kept. */
-  retiredKept: number;
-  /** Records dropped when the journal was read at open. */
-  dropped: number;
-  /** Times the journal was written back to its path after the file or the lock went missing. */
-  reattached: number;
-}
+export type { JournalStats } from './journal-file.js';
 
 interface Waiter {
   resolve(): void;
@@ -99,8 +82,7 @@ export class Journal {
   readonly file: string;
   private _state: JournalState = 'created';
   private lock: StateLock | undefined;
-  private fh: FileHandle | undefined;
-  private held = new Map<string, Held>();
+  private readonly out: JournalFile;
   private waiters: Waiter[] = [];
   private flushing: Promise<void> | undefined;
   private compactWanted = false;
@@ -108,10 +90,7 @@ export class Journal {
   private reattachWanted = false;
   /** A failed write leaves the file's tail unknown: the next commit rewrites it whole. */
   private broken = false;
-  /** File size right after the last rewrite: the live set. */
-  private baseBytes = 0;
   private closing: Promise<void> | undefined;
-  private readonly compactBytes: number;
   /** Retire records for the next commit. */
   private pending: RetireRecord[] = [];
   /** What open() replayed, until `takeRetired()`. */
@@ -122,7 +101,7 @@ export class Journal {
 
   constructor(private readonly o: JournalOptions) {
     this.file = path.join(o.dir, JOURNAL_FILE);
-    this.compactBytes = o.compactBytes ?? DEFAULT_COMPACT_BYTES;
+    this.out = new JournalFile(this.file, o.dir, o.log, o.compactBytes ?? DEFAULT_COMPACT_BYTES, this.stats);
   }
 
   get state(): JournalState {
@@ -150,7 +129,7 @@ export class Journal {
       }
       // A compaction interrupted before its rename left a temporary file; the journal itself is whole.
       await rm(`${this.file}.tmp`, { force: true });
-      const { entries, retired } = await this.read();
+      const { entries, retired } = await this.out.read();
       this.replayed = this.keep(retired);
       await this.rewrite(entries, this.replayed);
       this.state = 'open';
@@ -160,8 +139,7 @@ export class Journal {
       );
       return entries;
     } catch (err) {
-      await this.fh?.close().catch(() => undefined);
-      this.fh = undefined;
+      await this.out.close();
       this.lock?.release();
       this.state = 'closed';
       throw err;
@@ -234,8 +212,7 @@ export class Journal {
     // Syncs asked for while closing are served before the file closes.
     while (this.flushing) await this.flushing;
     this._state = 'closed';
-    await this.fh?.close().catch(() => undefined);
-    this.fh = undefined;
+    await this.out.close();
     this.lock?.release();
     this.o.log.debug({ file: this.file, ...this.stats }, 'journal closed');
   }
@@ -256,11 +233,11 @@ export class Journal {
       try {
         if (this.reattachWanted) {
           this.reattachWanted = false;
-          await this.reattachIfDetached();
+          await this.reattachIfDetached([]);
         }
         if (this.compactWanted || this.broken) {
           this.compactWanted = false;
-          await this.rewriteHere();
+          await this.rewriteHere([]);
           this.stats.compactions++;
         } else {
           await this.commit();
@@ -275,6 +252,19 @@ export class Journal {
     this.flushing = undefined;
   }
 
+  /** Appends the queued retirements and the difference between the registry and the file. */
+  private async commit(): Promise<void> {
+    const retires = this.pending.splice(0);
+    // Never acknowledge a write to a journal no restart would read: checked right before the write, and after it.
+    const commits = this.stats.commits;
+    const outgrown = await this.out.append(this.o.source(), retires, () => this.reattachIfDetached(retires));
+    if (this.stats.commits > commits && (await this.reattachIfDetached(retires))) return;
+    if (outgrown) {
+      this.compactWanted = true;
+      this.waiters.push({ resolve: noop, reject: noop });
+    }
+  }
+
   /**
    * Why the journal is not where a restart would look (its file unlinked or
    * replaced, or the lock file gone), or undefined when all is in place.
@@ -282,7 +272,7 @@ export class Journal {
    */
   async detached(): Promise<string | undefined> {
     if (this._state !== 'open' && this._state !== 'closing') return undefined;
-    const why = await detachedFrom(this.fh, this.file);
+    const why = await this.out.detached();
     if (why !== undefined) return why;
     if (this.lock && !(await this.lock.holds())) return `the lock ${this.lock.file} is gone or no longer ours`;
     return undefined;
@@ -291,64 +281,25 @@ export class Journal {
   /**
    * When the state dir was deleted (or the journal replaced) under us: writes
    * the live set back to its path and retakes the lock. True if it did.
+   * `retires`: records of the commit in progress, not in `pending` any more.
    */
-  private async reattachIfDetached(): Promise<boolean> {
+  private async reattachIfDetached(retires: readonly RetireRecord[]): Promise<boolean> {
     const why = await this.detached();
     if (why === undefined) return false;
     this.o.log.error({ file: this.file, why }, 'state journal is detached from its path; writing it back and retaking the lock');
-    await this.rewriteHere();
+    await this.rewriteHere(retires);
     this.stats.reattached++;
     this.o.log.warn({ file: this.file, held: this.stats.held }, 'state journal written back to its path');
     return true;
   }
 
   /** A full rewrite, with the directory and the lock put back first if they went missing. */
-  private async rewriteHere(): Promise<void> {
+  private async rewriteHere(retires: readonly RetireRecord[]): Promise<void> {
     await mkdir(this.o.dir, { recursive: true });
     if (this.lock && !this.lock.retake()) {
       throw new Error(`state dir ${this.o.dir} was taken by another process while this daemon's journal was away; nothing is written there`);
     }
-    await this.rewrite(this.o.source(), this.inForce());
-  }
-
-  /** Appends the difference between the registry and the file, then one fdatasync. */
-  private async commit(): Promise<void> {
-    const retires = this.pending.splice(0);
-    const lines = retires.map(encodeRecord);
-    const seen = new Set<string>();
-    for (const e of this.o.source()) {
-      const k = keyOf(e.worker, e.instance);
-      seen.add(k);
-      const sig = signature(e);
-      if (this.held.get(k)?.sig === sig) continue;
-      this.held.set(k, { worker: e.worker, instance: e.instance, sig });
-      lines.push(encodeRecord({ op: 'put', e }));
-    }
-    for (const [k, h] of this.held) {
-      if (seen.has(k)) continue;
-      this.held.delete(k);
-      lines.push(encodeRecord({ op: 'ack', worker: h.worker, instance: h.instance }));
-    }
-    this.stats.held = this.held.size;
-    if (lines.length === 0) return;
-    // Never acknowledge a write to a journal no restart would read: check before writing and after.
-    this.pending.unshift(...retires); // a rewrite takes them from here
-    if (await this.reattachIfDetached()) return;
-    this.pending.splice(0, retires.length);
-    const data = lines.join('');
-    const fh = this.fh;
-    if (fh === undefined) throw new Error('journal file is not open');
-    await fh.appendFile(data);
-    await fh.datasync();
-    if (await this.reattachIfDetached()) return;
-    this.stats.records += lines.length;
-    this.stats.retires += retires.length;
-    this.stats.commits++;
-    this.stats.bytes += Buffer.byteLength(data);
-    if (this.stats.bytes - this.baseBytes > Math.max(this.compactBytes, this.baseBytes)) {
-      this.compactWanted = true;
-      this.waiters.push({ resolve: noop, reject: noop });
-    }
+    await this.rewrite(this.o.source(), this.inForce(retires));
   }
 
   /** Of some retire records, those a rewrite keeps: one per instance, young enough, the newest within the limit. */
@@ -357,8 +308,8 @@ export class Journal {
   }
 
   /** What a compaction keeps: the retirements in force (the queued ones are among them), young enough, the newest. */
-  private inForce(): RetireRecord[] {
-    const queued = this.pending.splice(0);
+  private inForce(extra: readonly RetireRecord[] = []): RetireRecord[] {
+    const queued = [...extra, ...this.pending.splice(0)];
     if (this.o.retired === undefined) return this.keep(queued);
     return retirementsInForce(this.o.retired(), this.wallNow(), this.retentionMs, this.maxRetired);
   }
@@ -375,43 +326,9 @@ export class Journal {
     return this.o.maxRetired ?? DEFAULT_MAX_RETIRED;
   }
 
-  /**
-   * Temp file, fsync, rename over the journal, fsync the directory; then
-   * append to the new file. What changes while the live set is written (in
-   * slices) goes to the next commit.
-   */
+  /** Rewrites the file to this live set; a clean file is no longer broken. */
   private async rewrite(entries: readonly PingWorker[], retired: readonly RetireRecord[]): Promise<void> {
-    const tmp = `${this.file}.tmp`;
-    const { bytes, held } = await writeLiveSet(tmp, entries, retired);
-    await this.fh?.close().catch(() => undefined);
-    this.fh = undefined;
-    await replaceDurably(tmp, this.file, this.o.dir);
-    this.fh = await open(this.file, 'a', 0o644);
-    this.held = held;
+    await this.out.rewrite(entries, retired);
     this.broken = false;
-    this.baseBytes = this.stats.bytes = bytes;
-    this.stats.held = held.size;
-    this.stats.retiredKept = retired.length;
-  }
-
-  /** Replays the journal: puts and acks by key, retirements by key, every damaged line dropped and counted. */
-  private async read(): Promise<{ entries: PingWorker[]; retired: RetireRecord[] }> {
-    let buf: Buffer;
-    try {
-      buf = await readFile(this.file);
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return { entries: [], retired: [] };
-      throw new Error(`cannot read the state journal ${this.file}: ${(err as Error).message}`);
-    }
-    const { entries, retired, dropped, samples, lines } = replay(buf);
-    const total = Object.values(dropped).reduce((n, c) => n + c, 0);
-    this.stats.dropped = total;
-    if (total > 0) {
-      this.o.log.warn(
-        { file: this.file, dropped, samples, kept: entries.length + retired.length, lines },
-        `state journal: dropped ${total} damaged record(s), kept every whole one`,
-      );
-    }
-    return { entries, retired };
   }
 }
