@@ -88,8 +88,8 @@ export function platformCheck(facts: () => PlatformFacts, timeoutMs = CHECK_TIME
 export interface JournalProbe {
   /** Why the journal is not where a restart would look, or undefined. */
   detached(): Promise<string | undefined>;
-  /** Writes the journal and its lock back to their path (not awaited here). */
-  repair(): Promise<void>;
+  /** A compaction: writes the journal and its lock back to their path (not awaited here). */
+  compact(): Promise<void>;
 }
 
 /**
@@ -107,13 +107,13 @@ export function stateDirCheck(dir: string, timeoutMs = CHECK_TIMEOUT_MS, journal
         return undefined;
       });
       if (info === undefined) {
-        journal?.repair().catch(() => undefined);
+        journal?.compact().catch(() => undefined);
         throw new Error(`state dir ${dir} does not exist (deleted while running?); the journal writes it back at its next commit`);
       }
       if (!info.isDirectory()) throw new Error(`state dir ${dir} is not a directory`);
       const detached = await journal?.detached();
       if (detached !== undefined) {
-        journal?.repair().catch(() => undefined);
+        journal?.compact().catch(() => undefined);
         throw new Error(`state journal detached: ${detached}; writing it back`);
       }
       signal.throwIfAborted();

@@ -33,6 +33,7 @@ import type { PingWorker } from '../../protocol/schemas.js';
 import type { RetiredAs, RetiredInstance } from '../../core/tombstones.js';
 import { retirementsInForce } from './journal-compact.js';
 import { JournalFile, type JournalStats } from './journal-file.js';
+import { restoreStateDir, whyDetached } from './journal-path.js';
 import { liveRetirements, type RetireRecord } from './journal-record.js';
 import { StateLock } from './state-lock.js';
 
@@ -86,8 +87,6 @@ export class Journal {
   private waiters: Waiter[] = [];
   private flushing: Promise<void> | undefined;
   private compactWanted = false;
-  /** The health check found the journal detached: the next round writes it back even with nothing to append. */
-  private reattachWanted = false;
   /** A failed write leaves the file's tail unknown: the next commit rewrites it whole. */
   private broken = false;
   private closing: Promise<void> | undefined;
@@ -178,14 +177,7 @@ export class Journal {
     this.flushing ??= this.drain();
   }
 
-  /** Writes the journal and its lock back to their path if they went missing (the state_dir check asks). */
-  repair(): Promise<void> {
-    if (this._state !== 'open') return Promise.resolve();
-    this.reattachWanted = true;
-    return this.enqueue();
-  }
-
-  /** Rewrites the journal to just the live set (the cron job; also automatic on growth). */
+  /** Rewrites the journal to just the live set, at its path (the cron job; also on growth, and for the state_dir check). */
   compact(): Promise<void> {
     if (this._state !== 'open') return Promise.resolve();
     this.compactWanted = true;
@@ -231,10 +223,6 @@ export class Journal {
       const batch = this.waiters;
       this.waiters = [];
       try {
-        if (this.reattachWanted) {
-          this.reattachWanted = false;
-          await this.reattachIfDetached([]);
-        }
         if (this.compactWanted || this.broken) {
           this.compactWanted = false;
           await this.rewriteHere([]);
@@ -252,54 +240,32 @@ export class Journal {
     this.flushing = undefined;
   }
 
-  /** Appends the queued retirements and the difference between the registry and the file. */
+  /** Appends the queued retirements and the registry's difference; never to a file no restart would read (checked before and after). */
   private async commit(): Promise<void> {
     const retires = this.pending.splice(0);
-    // Never acknowledge a write to a journal no restart would read: checked right before the write, and after it.
     const commits = this.stats.commits;
-    const outgrown = await this.out.append(this.o.source(), retires, () => this.reattachIfDetached(retires));
-    if (this.stats.commits > commits && (await this.reattachIfDetached(retires))) return;
+    const outgrown = await this.out.append(this.o.source(), retires, () => this.rewriteHere(retires, true));
+    if (this.stats.commits > commits && (await this.rewriteHere(retires, true))) return;
     if (outgrown) {
       this.compactWanted = true;
       this.waiters.push({ resolve: noop, reject: noop });
     }
   }
 
-  /**
-   * Why the journal is not where a restart would look (its file unlinked or
-   * replaced, or the lock file gone), or undefined when all is in place.
-   * The state_dir health check fails while this says something.
-   */
+  /** Why the journal is not where a restart would look (`journal-path.ts`); the state_dir check fails meanwhile. */
   async detached(): Promise<string | undefined> {
-    if (this._state !== 'open' && this._state !== 'closing') return undefined;
-    const why = await this.out.detached();
-    if (why !== undefined) return why;
-    if (this.lock && !(await this.lock.holds())) return `the lock ${this.lock.file} is gone or no longer ours`;
-    return undefined;
+    return this._state === 'open' || this._state === 'closing' ? whyDetached(this.out, this.lock) : undefined;
   }
 
-  /**
-   * When the state dir was deleted (or the journal replaced) under us: writes
-   * the live set back to its path and retakes the lock. True if it did.
-   * `retires`: records of the commit in progress, not in `pending` any more.
-   */
-  private async reattachIfDetached(retires: readonly RetireRecord[]): Promise<boolean> {
+  /** A full rewrite at the path, dir and lock put back first if deleted; with `onlyIfDetached`, only then. */
+  private async rewriteHere(retires: readonly RetireRecord[], onlyIfDetached = false): Promise<boolean> {
     const why = await this.detached();
-    if (why === undefined) return false;
-    this.o.log.error({ file: this.file, why }, 'state journal is detached from its path; writing it back and retaking the lock');
-    await this.rewriteHere(retires);
-    this.stats.reattached++;
-    this.o.log.warn({ file: this.file, held: this.stats.held }, 'state journal written back to its path');
+    if (why === undefined && onlyIfDetached) return false;
+    if (why !== undefined) this.o.log.error({ file: this.file, why }, 'state journal is detached from its path; writing it and the lock back');
+    this.stats.reattached += why === undefined ? 0 : 1;
+    await restoreStateDir(this.o.dir, this.lock);
+    await this.rewrite(this.o.source(), this.inForce(retires)); // `retires`: those of the commit in progress
     return true;
-  }
-
-  /** A full rewrite, with the directory and the lock put back first if they went missing. */
-  private async rewriteHere(retires: readonly RetireRecord[]): Promise<void> {
-    await mkdir(this.o.dir, { recursive: true });
-    if (this.lock && !this.lock.retake()) {
-      throw new Error(`state dir ${this.o.dir} was taken by another process while this daemon's journal was away; nothing is written there`);
-    }
-    await this.rewrite(this.o.source(), this.inForce(retires));
   }
 
   /** Of some retire records, those a rewrite keeps: one per instance, young enough, the newest within the limit. */
