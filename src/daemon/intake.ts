@@ -22,6 +22,10 @@ import type { RejectLog } from './reject-log.js';
  */
 export const LEAVE_PERSIST_TIMEOUT_MS = 2_000;
 
+/** Replies to Leaves applied but not made durable (a server-side failure: HTTP answers 503, not 400). */
+const notDurable = new WeakSet<LeaveReply>();
+export const isNotDurable = (reply: LeaveReply): boolean => notDurable.has(reply);
+
 export type BeatResult = { ok: true } | { ok: false; reason: RejectReason; error: string };
 
 export interface IntakeDeps {
@@ -137,7 +141,9 @@ export class Intake {
     }
     this.d.metrics.leaves.inc({ phase: leave.phase, result });
     this.d.log.warn({ worker: leave.worker, instance: leave.instance, result }, `leave not durable: ${error}`);
-    return { ok: false, error: `${error}: the announcement is applied but would not survive a crash; send it again` };
+    const reply: LeaveReply = { ok: false, error: `${error}: the announcement is applied but would not survive a crash; send it again` };
+    notDurable.add(reply);
+    return reply;
   }
 
   private transition(kind: Transition, worker: string): void {

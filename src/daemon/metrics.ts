@@ -1,6 +1,6 @@
 /**
  * Prometheus metrics (prom-client), one registry per daemon so tests can run
- * several daemons in one process. Names per PROTOCOL.md section 4.
+ * several daemons in one process. Names per docs/PROTOCOL.md section 4.
  */
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import { REJECT_REASONS, type RejectReason } from '../protocol/decode.js';

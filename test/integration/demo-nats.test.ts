@@ -5,7 +5,7 @@
  */
 import net from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
-import { getFreePort, spawnHbagg, waitFor } from '../helpers/index.js';
+import { freePort, spawnHbagg, waitFor } from '../../testing/index.js';
 
 const servers: net.Server[] = [];
 afterEach(() => {
@@ -41,7 +41,7 @@ async function exitWithin(child: ReturnType<typeof demo>, ms: number): Promise<n
 
 describe('hbagg demo --nats', () => {
   it('exits 1 saying it cannot reach NATS at the URL, and what to do, when nothing listens there', async () => {
-    const port = await getFreePort();
+    const port = await freePort();
     const url = `nats://127.0.0.1:${port}`;
     const child = demo(['--nats', url, '--duration', '2']);
     expect(await exitWithin(child, 30_000)).toBe(1);

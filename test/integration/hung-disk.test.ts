@@ -21,7 +21,7 @@ import {
   waitFor,
   type NatsServerHandle,
   type PlatformStub,
-} from '../helpers/index.js';
+} from '../../testing/index.js';
 
 const leave = (worker: string, phase: 'draining' | 'stopped') =>
   JSON.stringify({ v: 1, worker, instance: `${worker}-i1`, seq: 5, phase, reason: 'test' });
@@ -74,8 +74,14 @@ describe('a Leave while the disk hangs', () => {
       expect(first.ok === false && first.error).toMatch(new RegExp(`did not confirm the write within ${LEAVE_PERSIST_TIMEOUT_MS} ms.*send it again`));
       expect(Date.now() - started).toBeGreaterThanOrEqual(LEAVE_PERSIST_TIMEOUT_MS - 50);
       expect(disk.calls()).toBeGreaterThan(0);
+      // Over HTTP the same, as a 503: the daemon's disk failed, not the request.
+      const overHttp = await fetch(`${d.base}/v1/leave`, {
+        method: 'POST', headers: { 'content-type': 'application/json' }, body: leave('w1', 'stopped'),
+      });
+      expect(overHttp.status).toBe(503);
+      expect(await overHttp.json()).toMatchObject({ ok: false, error: expect.stringContaining('send it again') });
       const metrics = await (await fetch(`${d.base}/metrics`)).text();
-      expect(metrics).toMatch(/hbagg_leaves_total\{phase="stopped",result="journal_timeout"\} 1/);
+      expect(metrics).toMatch(/hbagg_leaves_total\{phase="stopped",result="journal_timeout"\} 2/);
 
       disk.release();
       const again = (await nc.request(`${d.prefix}.leave.w1`, leave('w1', 'stopped'), { timeout: 15_000 })).json<LeaveReply>();

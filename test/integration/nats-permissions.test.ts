@@ -16,7 +16,7 @@ import {
   type NatsServerHandle,
   type PlatformStub,
   type TestDaemon,
-} from '../helpers/index.js';
+} from '../../testing/index.js';
 
 const CONF = path.resolve(import.meta.dirname, '../../deploy/nats-per-worker-users.conf');
 const PASS = { HBAGG_NATS_PASS: 'daemon-secret', WORKER_1_PASS: 'one-secret', WORKER_2_PASS: 'two-secret' };

@@ -16,7 +16,7 @@ import {
   waitFor,
   type NatsServerHandle,
   type PlatformStub,
-} from '../helpers/index.js';
+} from '../../testing/index.js';
 
 describe('signals to hbagg run', () => {
   let nats: NatsServerHandle;

@@ -13,7 +13,7 @@ import { JOURNAL_FILE } from '../../src/daemon/journal/journal.js';
 import { LOCK_FILE } from '../../src/daemon/journal/state-lock.js';
 import type { LeaveReply } from '../../src/protocol/schemas.js';
 import {
-  getFreePort,
+  freePort,
   natsClient,
   spawnHbagg,
   startNatsServer,
@@ -23,7 +23,7 @@ import {
   waitFor,
   type NatsServerHandle,
   type PlatformStub,
-} from '../helpers/index.js';
+} from '../../testing/index.js';
 
 const beat = (worker: string, seq: number) => JSON.stringify({ v: 1, worker, instance: 'i1', seq, interval_ms: 1000 });
 const leave = (worker: string) => JSON.stringify({ v: 1, worker, instance: 'i1', seq: 2, phase: 'stopped', reason: 'test' });
@@ -50,7 +50,7 @@ describe('state dir deleted while running', () => {
   it('acknowledges a Leave only once a restart on the same dir will find it', async () => {
     const prefix = uniquePrefix();
     const stateDir = mkdtempSync(path.join(tmpdir(), 'hbagg-vanish-'));
-    const port = await getFreePort();
+    const port = await freePort();
     const env = {
       HBAGG_NODE_ID: 'vanish-node',
       HBAGG_NATS_URL: nats.url,

@@ -9,7 +9,7 @@ import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { ownerStatus, systemProbe, type ProcessProbe } from '../../src/daemon/journal/process-identity.js';
 import { LOCK_FILE, StateDirLockedError, StateLock } from '../../src/daemon/journal/state-lock.js';
-import { waitFor } from '../helpers/index.js';
+import { waitFor } from '../../testing/index.js';
 
 const FIXTURE = path.resolve(import.meta.dirname, '../fixtures/lock-contender.ts');
 const children: ChildProcess[] = [];

@@ -19,7 +19,7 @@ import {
   type NatsServerHandle,
   type PlatformStub,
   type TestDaemon,
-} from '../helpers/index.js';
+} from '../../testing/index.js';
 
 type Workers = { workers: { worker: string; instance: string; meta?: Record<string, unknown> }[] };
 

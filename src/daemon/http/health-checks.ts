@@ -1,5 +1,5 @@
 /**
- * The checks behind /healthz (PROTOCOL.md section 4): `nats` (connected,
+ * The checks behind /healthz (docs/PROTOCOL.md section 4): `nats` (connected,
  * subscribed, and a bounded flush round trip), `platform` (judged from the
  * last ping's age and outcome: no extra traffic to the platform), and
  * `state_dir` (a probe file written, fsynced and removed).
@@ -152,7 +152,7 @@ export interface DaemonHealthDeps {
   pinger: { readonly last: LastPing | undefined; readonly lastAcceptedWall: number | undefined };
 }
 
-/** The daemon's /healthz: the three checks of PROTOCOL.md section 4, cached for `health_cache_ms`. */
+/** The daemon's /healthz: the three checks of docs/PROTOCOL.md section 4, cached for `health_cache_ms`. */
 export function daemonHealth(d: DaemonHealthDeps): Health {
   const { flush, platform } = d.config;
   // A ping starts within its promise and is answered within the request timeout.

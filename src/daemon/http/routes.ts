@@ -1,12 +1,12 @@
 /**
- * The daemon's routes (PROTOCOL.md section 4). Each handler only computes a
+ * The daemon's routes (docs/PROTOCOL.md section 4). Each handler only computes a
  * reply; the server writes it once. Probes never wait on anything but their
  * own checks: /livez on nothing outside the process, /readyz on the NATS
  * subscription, /healthz on the shared, cached round of checks.
  */
 import type { IncomingMessage } from 'node:http';
 import type { PingWorker } from '../../protocol/schemas.js';
-import type { Intake } from '../intake.js';
+import { isNotDurable, type Intake } from '../intake.js';
 import type { Metrics } from '../metrics.js';
 import { checkBearer, readJsonBody, type ParsedBody } from './body.js';
 import type { LoopDelay } from './event-loop.js';
@@ -109,7 +109,8 @@ export function registerRoutes(http: HttpServer, d: RoutesDeps): void {
     const refused = checkBearer(req, d.http.token) ?? (await readBody(req));
     if ('status' in refused) return asLeaveReply(refused);
     const reply = await d.intake.leaveValue(refused.value, source(req));
-    return { status: reply.ok ? 200 : 400, body: reply };
+    // Not durable is the daemon's failure (its disk), not the request's.
+    return { status: reply.ok ? 200 : isNotDurable(reply) ? 503 : 400, body: reply };
   });
 
   async function readBody(req: IncomingMessage): Promise<Reply | Extract<ParsedBody, { ok: true }>> {

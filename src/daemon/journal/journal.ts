@@ -1,6 +1,6 @@
 /**
  * The state journal: the `stopped` and `lost` entries the platform has not
- * accepted yet survive kill -9 and restart (PROTOCOL.md 2.7), and so do
+ * accepted yet survive kill -9 and restart (docs/PROTOCOL.md 2.7), and so do
  * retired instances, whose beats stay suppressed (2.3).
  *
  * An append-only file of JSON lines, one record per line with its own CRC32
