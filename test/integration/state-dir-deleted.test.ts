@@ -86,7 +86,7 @@ describe('state dir deleted while running', () => {
       } finally {
         await second.stop();
       }
-      expect(first.out()).toContain('state journal is detached from its path');
+      expect(first.out()).toContain('state journal detached from its path');
     } finally {
       first.proc.kill('SIGKILL');
     }
@@ -111,7 +111,7 @@ describe('state dir deleted while running', () => {
       const lock = JSON.parse(readFileSync(path.join(dir, LOCK_FILE), 'utf8')) as { pid: number; instance: string };
       expect(lock).toMatchObject({ pid: process.pid, instance: (await d.daemon.snapshot()).info.instance });
       expect(existsSync(path.join(dir, JOURNAL_FILE))).toBe(true);
-      expect(d.logs.some((l) => String(l.msg).startsWith('state journal is detached from its path') && l.level === 'error')).toBe(true);
+      expect(d.logs.some((l) => String(l.msg).startsWith('state journal detached from its path') && l.level === 'error')).toBe(true);
     } finally {
       await d.stop();
     }

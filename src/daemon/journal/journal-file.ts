@@ -10,10 +10,10 @@ import type { Logger } from 'pino';
 import type { PingWorker } from '../../protocol/schemas.js';
 import { replaceDurably, writeLiveSet, type Held } from './journal-compact.js';
 import { detachedFrom } from './journal-path.js';
-import { encodeRecord, keyOf, replay, signature, type RetireRecord } from './journal-record.js';
+import { encodeRecord, entryRecord, keyOf, replay, signature, type RetireRecord } from './journal-record.js';
 
 export interface JournalStats {
-  /** Records appended (put + ack + retire), since open. */
+  /** Records appended (put + live + ack + retire), since open. */
   records: number;
   /** Retire records appended, since open. */
   retires: number;
@@ -92,7 +92,7 @@ export class JournalFile {
       const sig = signature(e);
       if (this.held.get(k)?.sig === sig) continue;
       this.held.set(k, { worker: e.worker, instance: e.instance, sig });
-      lines.push(encodeRecord({ op: 'put', e }));
+      lines.push(encodeRecord(entryRecord(e)));
     }
     for (const [k, h] of this.held) {
       if (seen.has(k)) continue;
