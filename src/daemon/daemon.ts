@@ -19,7 +19,9 @@ import { daemonHealth } from './http/health-checks.js';
 import { registerRoutes } from './http/routes.js';
 import { HttpServer } from './http/server.js';
 import { Housekeeping } from './housekeeping.js';
+import { warnIfExposed } from './http/exposure.js';
 import { Intake } from './intake.js';
+import { LossWatch } from './loss-watch.js';
 import { Journal } from './journal/journal.js';
 import { Metrics } from './metrics.js';
 import { NatsIngest } from './nats-ingest.js';
@@ -68,7 +70,7 @@ export class Daemon {
   private readonly storm: StormWatch;
   private readonly housekeeping: Housekeeping;
   private _state: DaemonState = 'created';
-  private ticker: NodeJS.Timeout | undefined;
+  private readonly lossWatch: LossWatch;
   private closing: Promise<void> | undefined;
   private natsStarting: Promise<void> | undefined;
 
@@ -99,6 +101,18 @@ export class Daemon {
       ...drops,
     });
     this.storm = new StormWatch(log, drops, c.workers);
+    this.lossWatch = new LossWatch({
+      clock: this.clock, registry: this.registry, log,
+      onTick: (mono) => this.storm.check(mono),
+      onLoss: (losses) => {
+        for (const l of losses) {
+          this.metrics.transitions.inc({ kind: 'lost' });
+          this.log.info(l, 'worker lost');
+        }
+        this.pinger.urgent();
+        this.persistSoon();
+      },
+    }, TICK_MS);
     this.rejects = new RejectLog(log);
     this.journal = new Journal({
       dir: c.stateDir, log, instance: this.info.instance, source: () => this.registry.durable(),
@@ -106,17 +120,13 @@ export class Daemon {
       retentionMs: c.workers.tombstoneRetentionMs,
       maxRetired: c.workers.maxTombstones,
     });
-    const client = new PlatformClient({
-      url: c.platform.url,
-      token: c.platform.token,
-      timeoutMs: c.platform.timeoutMs,
-      userAgent: `hbagg/${VERSION}`,
-    });
+    const userAgent = `hbagg/${VERSION}`;
     this.pinger = c.platform.kind === 'opencti' ? openCtiPinger({
       config: c, registry: this.registry, clock: this.clock.now, registryClock: this.clock.listeningNow,
-      metrics: this.metrics, log, userAgent: `hbagg/${VERSION}`, onAccepted: () => this.persistSoon(),
+      metrics: this.metrics, log, userAgent, onAccepted: () => this.persistSoon(),
     }) : new Pinger({
-      info: this.info, registry: this.registry, pacer: this.pacer, client, clock: this.clock.now,
+      info: this.info, registry: this.registry, pacer: this.pacer, clock: this.clock.now,
+      client: new PlatformClient({ url: c.platform.url, token: c.platform.token, timeoutMs: c.platform.timeoutMs, userAgent }),
       registryClock: this.clock.listeningNow,
       metrics: this.metrics, log, maxBatchWorkers: c.platform.maxBatchWorkers,
       requestTimeoutMs: c.platform.timeoutMs,
@@ -130,6 +140,7 @@ export class Daemon {
       registry: this.registry, clock: this.clock.listeningNow, metrics: this.metrics, rejects: this.rejects, log,
       onTransition: (kind) => {
         this.pinger.urgent();
+        this.lossWatch.wake();
         // A new instance is journaled (so it is reported if it dies while no daemon runs); a restart can turn the
         // old instance `lost`; a return takes a `lost` back.
         if (kind === 'appeared' || kind === 'restarted' || kind === 'returned') this.persistSoon();
@@ -150,7 +161,7 @@ export class Daemon {
       metrics: this.metrics, clock: this.clock.listeningNow, log,
     });
     this.http = new HttpServer(log);
-    this.health = daemonHealth({ info: this.info, config: c, nats: this.nats, pinger: this.pinger });
+    this.health = daemonHealth({ info: this.info, config: c, nats: this.nats, pinger: this.pinger, journal: this.journal });
     this.metrics.eventLoop(() => this.loop.delay());
     registerRoutes(this.http, {
       node: this.info.node,
@@ -189,17 +200,19 @@ export class Daemon {
     try {
       const addr = await this.http.listen(this.config.http.host, this.config.http.port);
       this.log.info({ address: addr.address, port: addr.port }, 'http listening');
+      warnIfExposed(this.config.http, this.log);
     } catch (err) {
       this.state = 'failed';
       throw new Error(`cannot listen on ${this.config.http.listen}: ${(err as Error).message}`);
     }
     this.pinger.start();
-    this.ticker = setInterval(() => this.tick(), TICK_MS);
     this.housekeeping.start();
     this.natsStarting = this.nats.start().catch((err: unknown) => {
       this.log.error({ err }, 'nats connection failed');
     });
     this.state = 'running';
+    // Restored instances may already be owed a loss deadline.
+    this.lossWatch.enable();
     this.log.info({ node: this.info.node, instance: this.info.instance, version: VERSION }, 'hbagg running');
   }
 
@@ -219,6 +232,7 @@ export class Daemon {
       tracked: this.registry.size,
       intervalMs: this.pacer.currentIntervalMs(),
       stalls: this.clock.stalls,
+      lossWatch: this.lossWatch.running,
       journal: { ...this.journal.stats },
       healthRounds: this.health.rounds,
       ...(await readCounters(this.metrics)),
@@ -249,20 +263,6 @@ export class Daemon {
     },
   };
 
-  private tick(): void {
-    const stalled = this.clock.sample();
-    if (stalled > 0) this.log.warn({ stalled_ms: Math.round(stalled) }, 'event loop stalled; the stalled time does not count toward loss');
-    this.storm.check(this.clock.now().mono);
-    const losses = this.registry.detectLoss(this.clock.listeningNow());
-    if (losses.length === 0) return;
-    for (const l of losses) {
-      this.metrics.transitions.inc({ kind: 'lost' });
-      this.log.info(l, 'worker lost');
-    }
-    this.pinger.urgent();
-    this.persistSoon();
-  }
-
   /** Journals terminal states (and acceptances) in the next group commit, without waiting for it. */
   private persistSoon(): void {
     this.journal.sync().catch((err: unknown) => this.log.error({ err }, 'state journal write failed'));
@@ -286,7 +286,7 @@ export class Daemon {
       this.intake.open = false;
     });
     await steps.run('housekeeping', () => {
-      clearInterval(this.ticker);
+      this.lossWatch.stop();
       this.housekeeping.stop();
     });
     // Leave a little of the budget for closing the listener.

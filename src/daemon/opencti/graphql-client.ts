@@ -1,11 +1,12 @@
 /**
  * POSTs GraphQL documents to `<platform.url>/graphql` the way the batched
- * ping's client does: a timeout on every request (body included), Retry-After
- * read, the token kept out of every message. Node's fetch keeps connections
- * alive; the pinger bounds how many requests are in flight. Never throws.
+ * ping's client does: node:http with keep-alive and no redirects
+ * (http-post.ts), a timeout on every request (body included), Retry-After
+ * read, the token kept out of every message. The pinger bounds how many
+ * requests are in flight. Never throws.
  */
 import { parseRetryAfter } from '../../core/pacer.js';
-import { describeNetworkError, readBounded } from '../platform-client.js';
+import { post, PostError } from '../http-post.js';
 import type { GraphqlRequest } from './documents.js';
 
 export interface GraphqlResponse {
@@ -39,9 +40,11 @@ export function graphqlEndpoint(base: string): string {
 
 export class GraphqlClient {
   readonly endpoint: string;
+  private readonly url: URL;
 
   constructor(private readonly opts: GraphqlClientOptions) {
     this.endpoint = graphqlEndpoint(opts.url);
+    this.url = new URL(this.endpoint);
   }
 
   async post(request: GraphqlRequest, abort?: AbortSignal): Promise<GraphqlResponse> {
@@ -55,17 +58,18 @@ export class GraphqlClient {
     };
     if (this.opts.token) headers.authorization = `Bearer ${this.opts.token}`;
     try {
-      const res = await fetch(this.endpoint, { method: 'POST', headers, body: JSON.stringify(request), signal });
-      const text = this.redact(await readBounded(res, MAX_BODY_READ));
-      const retryAfterMs = parseRetryAfter(res.headers.get('retry-after'), Date.now());
+      const res = await post(this.url, JSON.stringify(request), { headers, signal, maxBodyBytes: MAX_BODY_READ });
+      const text = this.redact(res.text);
+      const retry = res.headers['retry-after'];
+      const retryAfterMs = parseRetryAfter(typeof retry === 'string' ? retry : null, Date.now());
       const out: GraphqlResponse = { status: res.status, text, durationMs: performance.now() - started };
       if (retryAfterMs !== undefined) out.retryAfterMs = retryAfterMs;
       return out;
     } catch (err) {
       const error = timeout.aborted
         ? `no answer within ${this.opts.timeoutMs} ms`
-        : abort?.aborted ? 'aborted by shutdown' : describeNetworkError(err);
-      const unreachable = (err as { cause?: { code?: string } }).cause?.code === 'ECONNREFUSED';
+        : abort?.aborted ? 'aborted by shutdown' : describe(err);
+      const unreachable = err instanceof PostError && err.code === 'ECONNREFUSED';
       return { text: '', error: this.redact(error), durationMs: performance.now() - started, ...(unreachable ? { unreachable } : {}) };
     }
   }
@@ -74,4 +78,9 @@ export class GraphqlClient {
   private redact(text: string): string {
     return this.opts.token ? text.split(this.opts.token).join('[redacted]') : text;
   }
+}
+
+function describe(err: unknown): string {
+  if (err instanceof PostError) return err.code && !err.message.includes(err.code) ? `${err.message} (${err.code})` : err.message;
+  return err instanceof Error ? err.message : String(err);
 }
