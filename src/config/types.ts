@@ -22,8 +22,25 @@ export interface NatsConfig {
   tlsCaFile?: string;
 }
 
+export type PlatformKind = 'hbagg' | 'opencti';
+
+export interface OpenCtiConfig {
+  /** Each live connector is pinged once per this. Default 120000. */
+  pingEveryMs: number;
+  /** pingConnector calls per GraphQL document. Default 1. */
+  aliasesPerRequest: number;
+  /** deleteConnector when a listed connector's workers all stop cleanly. Default false. */
+  deleteOnStop: boolean;
+  /** Worker id -> connector id (UUID). Default {}. */
+  connectors: Record<string, string>;
+  /** The platform's "active" rule. Default 300000 (OpenCTI's 5 minutes). */
+  inactiveAfterMs: number;
+}
+
 export interface PlatformConfig {
-  /** Where batched pings are POSTed. Required by `hbagg run`. */
+  /** `hbagg` (batched ping, default) or `opencti`. */
+  kind: PlatformKind;
+  /** Where batched pings are POSTed (kind `opencti`: the OpenCTI base URL). Required by `hbagg run`. */
   url?: string;
   /** Bearer token (from the file, `platform.token_file` or the env). */
   token?: string;
@@ -33,6 +50,8 @@ export interface PlatformConfig {
   maxBatchWorkers: number;
   /** Upper clamp on a platform's Retry-After. Default 600000 (10 min). */
   maxRetryAfterMs: number;
+  /** Settings of kind `opencti`. */
+  opencti: OpenCtiConfig;
 }
 
 export interface HttpConfig {
@@ -40,10 +59,12 @@ export interface HttpConfig {
   listen: string;
   host: string;
   port: number;
-  /** When set, POST routes need `authorization: Bearer <token>`. */
+  /** When set, POST routes and GET /v1/workers need `authorization: Bearer <token>`. */
   token?: string;
   /** Request bodies over this are refused with 413. Default 65536. */
   maxBodyBytes: number;
+  /** Whether GET /v1/workers shows meta values (they may hold secrets). Default false. */
+  exposeMeta: boolean;
 }
 
 export interface FlushConfig {

@@ -19,13 +19,16 @@ import { daemonHealth } from './http/health-checks.js';
 import { registerRoutes } from './http/routes.js';
 import { HttpServer } from './http/server.js';
 import { Housekeeping } from './housekeeping.js';
+import { warnIfExposed } from './http/exposure.js';
 import { Intake } from './intake.js';
 import { LossWatch } from './loss-watch.js';
 import { Journal } from './journal/journal.js';
 import { Metrics } from './metrics.js';
 import { NatsIngest } from './nats-ingest.js';
+import { openCtiPinger } from './opencti/opencti-pinger.js';
 import { Pinger } from './pinger.js';
 import { PlatformClient } from './platform-client.js';
+import type { PlatformPinger } from './platform-pinger.js';
 import { RejectLog } from './reject-log.js';
 import { restoreState } from './restored-state.js';
 import { RunClock } from './run-clock.js';
@@ -53,7 +56,8 @@ export class Daemon {
   private readonly pacer: Pacer;
   private readonly metrics: Metrics;
   private readonly intake: Intake;
-  private readonly pinger: Pinger;
+  /** The batched ping (platform.kind "hbagg") or the OpenCTI adapter. */
+  private readonly pinger: PlatformPinger;
   private readonly nats: NatsIngest;
   private readonly http: HttpServer;
   /** Unaccepted `stopped`/`lost` entries and live instances, durable in the state directory. */
@@ -116,14 +120,13 @@ export class Daemon {
       retentionMs: c.workers.tombstoneRetentionMs,
       maxRetired: c.workers.maxTombstones,
     });
-    const client = new PlatformClient({
-      url: c.platform.url,
-      token: c.platform.token,
-      timeoutMs: c.platform.timeoutMs,
-      userAgent: `hbagg/${VERSION}`,
-    });
-    this.pinger = new Pinger({
-      info: this.info, registry: this.registry, pacer: this.pacer, client, clock: this.clock.now,
+    const userAgent = `hbagg/${VERSION}`;
+    this.pinger = c.platform.kind === 'opencti' ? openCtiPinger({
+      config: c, registry: this.registry, clock: this.clock.now, registryClock: this.clock.listeningNow,
+      metrics: this.metrics, log, userAgent, onAccepted: () => this.persistSoon(),
+    }) : new Pinger({
+      info: this.info, registry: this.registry, pacer: this.pacer, clock: this.clock.now,
+      client: new PlatformClient({ url: c.platform.url, token: c.platform.token, timeoutMs: c.platform.timeoutMs, userAgent }),
       registryClock: this.clock.listeningNow,
       metrics: this.metrics, log, maxBatchWorkers: c.platform.maxBatchWorkers,
       requestTimeoutMs: c.platform.timeoutMs,
@@ -158,7 +161,7 @@ export class Daemon {
       metrics: this.metrics, clock: this.clock.listeningNow, log,
     });
     this.http = new HttpServer(log);
-    this.health = daemonHealth({ info: this.info, config: c, nats: this.nats, pinger: this.pinger });
+    this.health = daemonHealth({ info: this.info, config: c, nats: this.nats, pinger: this.pinger, journal: this.journal });
     this.metrics.eventLoop(() => this.loop.delay());
     registerRoutes(this.http, {
       node: this.info.node,
@@ -197,6 +200,7 @@ export class Daemon {
     try {
       const addr = await this.http.listen(this.config.http.host, this.config.http.port);
       this.log.info({ address: addr.address, port: addr.port }, 'http listening');
+      warnIfExposed(this.config.http, this.log);
     } catch (err) {
       this.state = 'failed';
       throw new Error(`cannot listen on ${this.config.http.listen}: ${(err as Error).message}`);

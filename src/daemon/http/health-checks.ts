@@ -5,7 +5,7 @@
  * `state_dir` (a probe file written, fsynced and removed).
  */
 import { randomBytes } from 'node:crypto';
-import { mkdir, open, unlink } from 'node:fs/promises';
+import { open, stat, unlink } from 'node:fs/promises';
 import path from 'node:path';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { PROMISE_SLACK_MS } from '../../core/pacer.js';
@@ -48,12 +48,15 @@ export interface PlatformFacts {
    * the largest `next_ping_within_ms` it can promise.
    */
   allowanceMs: number;
+  /** Why no request is owed (say, no OpenCTI connector is live): healthy without recent pings. */
+  idle?: string;
 }
 
 /** Pure: is the platform taking our pings, judging from what the pinger saw. */
 export function judgePlatform(f: PlatformFacts): { ok: true; detail: Record<string, unknown> } | { ok: false; error: string } {
   const acceptedAgo = f.lastAcceptedWall === undefined ? undefined : f.nowWall - f.lastAcceptedWall;
   const since = acceptedAgo === undefined ? 'no ping accepted yet' : `last accepted ${acceptedAgo} ms ago`;
+  if (f.idle !== undefined && (!f.last || f.last.outcome === 'accepted')) return { ok: true, detail: { idle: f.idle } };
   if (!f.last) {
     const up = f.nowWall - f.startedAtWall;
     if (up <= f.allowanceMs) return { ok: true, detail: { pending: 'first ping not answered yet', uptime_ms: up } };
@@ -88,13 +91,38 @@ export function platformCheck(facts: () => PlatformFacts, timeoutMs = CHECK_TIME
   };
 }
 
-/** Writes, fsyncs and removes a probe file in `dir` (created if missing); stops at `signal`. */
-export function stateDirCheck(dir: string, timeoutMs = CHECK_TIMEOUT_MS): HealthCheck {
+/** What the state_dir check asks the journal (`Journal` implements it). */
+export interface JournalProbe {
+  /** Why the journal is not where a restart would look, or undefined. */
+  detached(): Promise<string | undefined>;
+  /** A compaction: writes the journal and its lock back to their path (not awaited here). */
+  compact(): Promise<void>;
+}
+
+/**
+ * Writes, fsyncs and removes a probe file in `dir`; stops at `signal`. Never
+ * creates `dir`: a state dir deleted under the daemon fails this check until
+ * the journal has written itself and its lock back (which a failing check starts).
+ */
+export function stateDirCheck(dir: string, timeoutMs = CHECK_TIMEOUT_MS, journal?: JournalProbe): HealthCheck {
   return {
     name: 'state_dir',
     timeoutMs,
     async run(signal) {
-      await mkdir(dir, { recursive: true });
+      const info = await stat(dir).catch((err: NodeJS.ErrnoException) => {
+        if (err.code !== 'ENOENT') throw err;
+        return undefined;
+      });
+      if (info === undefined) {
+        journal?.compact().catch(() => undefined);
+        throw new Error(`state dir ${dir} does not exist (deleted while running?); the journal writes it back at its next commit`);
+      }
+      if (!info.isDirectory()) throw new Error(`state dir ${dir} is not a directory`);
+      const detached = await journal?.detached();
+      if (detached !== undefined) {
+        journal?.compact().catch(() => undefined);
+        throw new Error(`state journal detached: ${detached}; writing it back`);
+      }
       signal.throwIfAborted();
       const file = path.join(dir, `.health-${process.pid}-${randomBytes(4).toString('hex')}.tmp`);
       const fh = await open(file, 'wx');
@@ -127,14 +155,21 @@ export interface DaemonHealthDeps {
     platform: { timeoutMs: number };
   };
   nats: NatsProbe;
-  pinger: { readonly last: LastPing | undefined; readonly lastAcceptedWall: number | undefined };
+  journal: JournalProbe;
+  pinger: {
+    readonly last: LastPing | undefined;
+    readonly lastAcceptedWall: number | undefined;
+    /** Set by pingers that pace otherwise than `flush` (the OpenCTI adapter). */
+    readonly allowanceMs?: number;
+    idle?(): string | undefined;
+  };
 }
 
 /** The daemon's /healthz: the three checks of docs/PROTOCOL.md section 4, cached for `health_cache_ms`. */
 export function daemonHealth(d: DaemonHealthDeps): Health {
   const { flush, platform } = d.config;
   // A ping starts within its promise and is answered within the request timeout.
-  const allowanceMs = Math.max(flush.maxIntervalMs, platform.timeoutMs) + PROMISE_SLACK_MS + platform.timeoutMs;
+  const allowanceMs = d.pinger.allowanceMs ?? Math.max(flush.maxIntervalMs, platform.timeoutMs) + PROMISE_SLACK_MS + platform.timeoutMs;
   return new Health(
     [
       natsCheck(d.nats),
@@ -144,8 +179,9 @@ export function daemonHealth(d: DaemonHealthDeps): Health {
         last: d.pinger.last,
         lastAcceptedWall: d.pinger.lastAcceptedWall,
         allowanceMs,
+        idle: d.pinger.idle?.(),
       })),
-      stateDirCheck(d.config.stateDir),
+      stateDirCheck(d.config.stateDir, CHECK_TIMEOUT_MS, d.journal),
     ],
     { cacheMs: d.config.healthCacheMs },
   );
