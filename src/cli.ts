@@ -110,7 +110,12 @@ async function run(file: string | undefined): Promise<number> {
     log.flush();
     return 1;
   }
-  const code = await stopped;
+  const refused = daemon.failed.then(async (err) => {
+    console.error(`hbagg: refusing to run: ${err.message}`);
+    await daemon.stop().catch(() => undefined);
+    return 1;
+  });
+  const code = await Promise.race([stopped, refused]);
   log.flush();
   return code;
 }

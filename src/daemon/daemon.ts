@@ -13,6 +13,8 @@ import type { DaemonInfo } from '../core/batch.js';
 import { Pacer } from '../core/pacer.js';
 import { Registry } from '../core/registry.js';
 import type { Health } from './health.js';
+import { boundAddress, exposesMeta, FleetPresence } from './fleet/presence.js';
+import { SharedSubjectError } from './fleet/twin-guard.js';
 import { daemonHealth } from './health-checks.js';
 import { HttpServer } from './http-server.js';
 import { Intake } from './intake.js';
@@ -48,6 +50,12 @@ export class Daemon {
   readonly journal: Journal;
   /** The /healthz checks (replaceable: tests make one hang). */
   readonly health: Health;
+  /** The NATS micro service `hbagg` and the shared-subject guard. */
+  readonly fleet: FleetPresence;
+  /** Resolves with the reason if the daemon must not go on (another daemon shares its beat subjects). */
+  readonly failed: Promise<Error>;
+  private failure: Error | undefined;
+  private fail: (err: Error) => void = () => undefined;
   private readonly rejects: RejectLog;
   private _state: DaemonState = 'created';
   private ticker: NodeJS.Timeout | undefined;
@@ -105,15 +113,27 @@ export class Daemon {
       retired: (worker, instance, as, at) => this.journal.retire(worker, instance, as, at),
       persist: () => this.journal.sync(),
     });
+    this.failed = new Promise<Error>((resolve) => (this.fail = (err) => {
+      this.failure ??= err;
+      resolve(err);
+    }));
+    this.fleet = new FleetPresence({
+      info: this.info, prefix: c.nats.subjectPrefix, log, registry: this.registry, pacer: this.pacer,
+      pinger: this.pinger, journal: this.journal, now: this.clock.now,
+      httpAddress: () => boundAddress(this.http.address(), c.http.listen),
+      twin: () => this.fleet.guard.twin,
+      workers: { registry: this.registry, token: c.http.token, exposeMeta: exposesMeta(c.http) },
+    });
     this.nats = new NatsIngest(c.nats, this.intake, log, (state) => {
       if (state === 'disconnected') this.clock.deaf();
       else if (state === 'ready') {
         const ms = this.clock.hearing();
         if (ms > 0) this.log.info({ deaf_ms: Math.round(ms) }, 'nats back; the time it was away does not count toward loss');
+        void this.fleet.ready(this.nats.connection);
       }
-    });
+    }, (nc) => this.fleet.beforeSubscribe(nc));
     this.http = new HttpServer(log);
-    this.health = daemonHealth(this);
+    this.health = daemonHealth(this, [this.fleet.healthCheck()]);
     registerRoutes(this.http, this);
   }
 
@@ -155,7 +175,10 @@ export class Daemon {
     this.ticker = setInterval(() => this.tick(), TICK_MS);
     this.scheduleHousekeeping();
     this.natsStarting = this.nats.start().catch((err: unknown) => {
-      this.log.error({ err }, 'nats connection failed');
+      if (err instanceof SharedSubjectError) {
+        this.log.fatal({ twin: err.twin }, err.message);
+        this.fail(err);
+      } else this.log.error({ err }, 'nats connection failed');
     });
     this.state = 'running';
     this.log.info({ node: this.info.node, instance: this.info.instance, version: VERSION }, 'hbagg running');
@@ -164,6 +187,7 @@ export class Daemon {
   /** Resolves once the first NATS connection and subscriptions are up. */
   async natsReady(): Promise<void> {
     await this.natsStarting;
+    if (this.failure) throw this.failure;
   }
 
   private tick(): void {
@@ -229,7 +253,8 @@ export class Daemon {
 
   private async doStop(): Promise<void> {
     // A daemon that failed to start (say, its state dir is locked by another) never pinged: no final ping.
-    const started = this._state === 'running';
+    // A daemon refused for sharing its subjects says no goodbye for a node it never served.
+    const started = this._state === 'running' && !this.failure;
     this.state = 'stopping';
     const deadline = this.clock.now().mono + this.config.shutdownTimeoutMs;
     const step = async (name: string, fn: () => unknown) => {
@@ -239,6 +264,8 @@ export class Daemon {
         this.log.error({ err, step: name }, 'shutdown step failed');
       }
     };
+    // Leave discovery first: a stopping daemon is no longer one `hbagg fleet` should list.
+    await step('leave fleet', () => this.fleet.stop());
     // Drain first: beats already received are still counted into the final ping.
     await step('drain nats', () => withDeadline(this.nats.stop(), Math.max(0, (deadline - this.clock.now().mono) / 4)));
     await step('stop intake', () => {

@@ -127,7 +127,7 @@ export interface DaemonHealthDeps {
 }
 
 /** The daemon's /healthz: the three checks of PROTOCOL.md section 4, cached for `health_cache_ms`. */
-export function daemonHealth(d: DaemonHealthDeps): Health {
+export function daemonHealth(d: DaemonHealthDeps, more: readonly HealthCheck[] = []): Health {
   const { flush, platform } = d.config;
   // A ping starts within its promise and is answered within the request timeout.
   const allowanceMs = Math.max(flush.maxIntervalMs, platform.timeoutMs) + PROMISE_SLACK_MS + platform.timeoutMs;
@@ -142,6 +142,7 @@ export function daemonHealth(d: DaemonHealthDeps): Health {
         allowanceMs,
       })),
       stateDirCheck(d.config.stateDir),
+      ...more,
     ],
     { cacheMs: d.config.healthCacheMs },
   );

@@ -43,6 +43,8 @@ export class NatsIngest {
     private readonly log: Logger,
     /** Told of every state change (the daemon stops measuring silence while disconnected). */
     private readonly onState?: (next: NatsState) => void,
+    /** Runs on the first connection before the beat subscriptions; a throw stops the start (the shared-subject guard). */
+    private readonly beforeSubscribe?: (nc: NatsConnection) => Promise<void>,
   ) {}
 
   get state(): NatsState {
@@ -94,6 +96,8 @@ export class NatsIngest {
       return;
     }
     void this.watchStatus(this.nc);
+    await this.beforeSubscribe?.(this.nc);
+    if (this.stopping) return;
     const prefix = c.subjectPrefix;
     this.subs.push(
       this.nc.subscribe(wildcard(prefix, 'beat'), {
