@@ -10,3 +10,4 @@ export { canConnect, getFreePort } from './ports.js';
 export { sleep, waitFor, type WaitForOptions } from './wait-for.js';
 export { startTestDaemon, natsClient, beat, uniquePrefix, type TestDaemon, type TestDaemonOptions } from './daemon.js';
 export { CLI, spawnHbagg, type HbaggProcess } from './cli.js';
+export { startLeafTopology, type LeafTopology } from './nats-topology.js';
