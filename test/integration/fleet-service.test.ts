@@ -1,0 +1,194 @@
+/**
+ * The daemon as a NATS micro service (README "Many nodes"): discovery
+ * answers with the documented metadata and counters, the `workers` and
+ * `status` endpoints, a twin found after start, and the registration's
+ * lifecycle across a NATS restart and a stop.
+ */
+import { headers, type Msg, type NatsConnection } from '@nats-io/transport-node';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { VERSION } from '../../src/daemon/daemon.js';
+import type { StatusBody } from '../../src/daemon/fleet/endpoints.js';
+import { runFleet } from '../../src/fleet/index.js';
+import {
+  beat,
+  natsClient,
+  startNatsServer,
+  startPlatformStub,
+  startTestDaemon,
+  waitFor,
+  type NatsServerHandle,
+  type PlatformStub,
+  type TestDaemon,
+} from '../helpers/index.js';
+
+const json = <T>(m: Msg): T => JSON.parse(m.string()) as T;
+
+interface Info {
+  type: string;
+  name: string;
+  id: string;
+  version: string;
+  metadata: Record<string, string>;
+  endpoints: { name: string; subject: string; queue_group: string }[];
+}
+interface Stats {
+  type: string;
+  id: string;
+  started: string;
+  endpoints: { name: string; num_requests: number; num_errors: number; last_error: string; processing_time: number; average_processing_time: number }[];
+}
+
+describe('the hbagg NATS service', () => {
+  let nats: NatsServerHandle;
+  let stub: PlatformStub;
+  let nc: NatsConnection;
+  let d: TestDaemon | undefined;
+
+  beforeAll(async () => {
+    nats = await startNatsServer();
+    stub = await startPlatformStub();
+    nc = await natsClient(nats.url);
+  });
+  afterEach(async () => {
+    await d?.stop();
+    d = undefined;
+    stub.respondWith({ status: 200, body: {} });
+  });
+  afterAll(async () => {
+    await nc?.close();
+    await stub?.close();
+    await nats?.stop();
+  });
+
+  const start = async (env: Record<string, string> = {}) => {
+    d = await startTestDaemon({ natsUrl: nats.url, platformUrl: stub.url, env: { HBAGG_NODE_ID: 'svc-node', ...env } });
+    await waitFor(() => d!.daemon.fleet.micro, { message: 'service registered' });
+    return d;
+  };
+
+  it('answers $SRV.PING, $SRV.INFO.hbagg and $SRV.STATS.hbagg with the documented metadata and per-endpoint counters', async () => {
+    const t = await start({ HBAGG_HTTP_TOKEN: 'tok-1' });
+    const info = json<Info>(await nc.request('$SRV.INFO.hbagg', undefined, { timeout: 2000 }));
+    expect(info).toMatchObject({ type: 'io.nats.micro.v1.info_response', name: 'hbagg', version: VERSION });
+    expect(info.metadata).toEqual({
+      node: 'svc-node',
+      subject_prefix: t.prefix,
+      instance: t.daemon.info.instance,
+      http: t.base.replace('http://', ''),
+    });
+    expect(info.endpoints).toEqual([
+      { name: 'workers', subject: 'hbagg.svc-node.workers', queue_group: 'q' },
+      { name: 'status', subject: 'hbagg.svc-node.status', queue_group: 'q' },
+    ]);
+    const ping = json<Info>(await nc.request(`$SRV.PING.hbagg.${info.id}`, undefined, { timeout: 2000 }));
+    expect(ping).toMatchObject({ type: 'io.nats.micro.v1.ping_response', id: info.id, metadata: info.metadata });
+    expect(json<Info>(await nc.request('$SRV.PING', undefined, { timeout: 2000 })).id).toBe(info.id);
+
+    const h = headers();
+    h.set('Authorization', 'Bearer tok-1');
+    await nc.request('hbagg.svc-node.workers', undefined, { timeout: 2000, headers: h });
+    await nc.request('hbagg.svc-node.workers', JSON.stringify({ token: 'tok-1' }), { timeout: 2000 });
+    await nc.request('hbagg.svc-node.workers', undefined, { timeout: 2000 });
+    await nc.request('hbagg.svc-node.status', undefined, { timeout: 2000 });
+
+    const stats = json<Stats>(await nc.request('$SRV.STATS.hbagg', undefined, { timeout: 2000 }));
+    expect(stats.type).toBe('io.nats.micro.v1.stats_response');
+    expect(stats.id).toBe(info.id);
+    expect(Date.parse(stats.started)).toBeGreaterThan(Date.now() - 60_000);
+    const [workers, status] = stats.endpoints;
+    expect(workers).toMatchObject({ name: 'workers', num_requests: 3, num_errors: 1 });
+    expect(workers!.last_error).toMatch(/^401:authorization required/);
+    expect(status).toMatchObject({ name: 'status', num_requests: 1, num_errors: 0, last_error: '' });
+    expect(workers!.average_processing_time).toBe(Math.round(workers!.processing_time / 3));
+  });
+
+  it('workers: like GET /v1/workers, needs http.token (header or body field) and shows no meta values without http.expose_meta', async () => {
+    const t = await start({ HBAGG_HTTP_TOKEN: 'tok-2' });
+    nc.publish(`${t.prefix}.beat.w-meta`, beat('w-meta', 1, { meta: { role: 'secret-role' } }));
+    await waitFor(() => t.daemon.registry.snapshot().length === 1, { message: 'beat heard' });
+
+    const refused = await nc.request('hbagg.svc-node.workers', JSON.stringify({ token: 'wrong' }), { timeout: 2000 });
+    expect(refused.headers?.get('Nats-Service-Error-Code')).toBe('401');
+    expect(refused.headers?.get('Nats-Service-Error')).toContain('does not match http.token');
+    const missing = await nc.request('hbagg.svc-node.workers', undefined, { timeout: 2000 });
+    expect(missing.headers?.get('Nats-Service-Error')).toContain('Authorization: Bearer <http.token>');
+
+    const ok = json<{ node: string; workers: Record<string, unknown>[] }>(
+      await nc.request('hbagg.svc-node.workers', JSON.stringify({ token: 'tok-2' }), { timeout: 2000 }),
+    );
+    expect(ok.node).toBe('svc-node');
+    expect(ok.workers.map((w) => [w.worker, w.state])).toEqual([['w-meta', 'active']]);
+    expect(JSON.stringify(ok)).not.toContain('secret-role');
+  });
+
+  it('status: pacer, last ping, workers by state and journal health; fleet marks a node whose pings fail', async () => {
+    const t = await start();
+    nc.publish(`${t.prefix}.beat.w1`, beat('w1', 1));
+    await waitFor(() => t.daemon.pinger.last?.outcome === 'accepted' && t.daemon.registry.countByState().active === 1);
+    const s = json<StatusBody>(await nc.request('hbagg.svc-node.status', undefined, { timeout: 2000 }));
+    expect(s).toMatchObject({
+      node: 'svc-node',
+      instance: t.daemon.info.instance,
+      version: VERSION,
+      subject_prefix: t.prefix,
+      workers: { active: 1, draining: 0, stopped: 0, lost: 0 },
+      journal: { ok: true, state: 'open' },
+      twin: null,
+      last_ping: { outcome: 'accepted' },
+    });
+    expect(['idle', 'pinging']).toContain(s.pacer.state);
+    expect(s.pacer.interval_ms).toBeGreaterThan(0);
+
+    const healthy = await runFleet({ nats: t.daemon.config.nats, waitMs: 500, json: false });
+    expect(healthy.code).toBe(0);
+
+    stub.respondWith({ status: 500, body: { error: 'down' } });
+    nc.publish(`${t.prefix}.beat.w2`, beat('w2', 1));
+    await waitFor(() => t.daemon.pinger.last?.outcome === 'failed', { message: 'a failed ping' });
+    const r = await runFleet({ nats: t.daemon.config.nats, waitMs: 500, json: false });
+    expect(r.code).toBe(1);
+    const row = r.stdout.split('\n').find((l) => l.includes('svc-node')) ?? '';
+    expect(row.startsWith('!')).toBe(true);
+    expect(row).toContain('UNHEALTHY: last ping failed (HTTP 500');
+    expect(r.report?.unhealthy).toBe(1);
+  });
+
+  it('a twin that appears after start is logged as an error, fails /healthz and shows in status, until it goes', async () => {
+    const t = await start();
+    const fake = nc.subscribe(`${t.prefix}.probe`, {
+      callback: (_e, m) => {
+        m.respond(JSON.stringify({ node: 'other-node', instance: 'other-instance', version: '0.9.0' }));
+      },
+    });
+    await nc.flush();
+    const conn = t.daemon.nats.connection!;
+    expect((await t.daemon.fleet.guard.recheck(conn))?.node).toBe('other-node');
+    await waitFor(() => t.logs.some((l) => l.level === 'error' && String(l.msg).includes('node "other-node"')), { message: 'error logged' });
+    await waitFor(async () => (await fetch(`${t.base}/healthz`)).status === 503, { message: '/healthz fails' });
+    const report = (await (await fetch(`${t.base}/healthz`)).json()) as { checks: Record<string, { status: string; error?: string }> };
+    expect(report.checks['subject_space']?.status).toBe('fail');
+    expect(report.checks['subject_space']?.error).toContain('HBAGG_SUBJECT_PREFIX=hb.<node>');
+    const s = json<StatusBody>(await nc.request('hbagg.svc-node.status', undefined, { timeout: 2000 }));
+    expect(s.twin).toMatchObject({ node: 'other-node', instance: 'other-instance' });
+    const fleet = await runFleet({ nats: t.daemon.config.nats, waitMs: 500, json: true });
+    expect(fleet.code).toBe(1);
+    expect(fleet.report?.nodes[0]?.problems.join()).toContain('shares its beat subjects with node "other-node"');
+
+    fake.unsubscribe();
+    await nc.flush();
+    expect(await t.daemon.fleet.guard.recheck(conn)).toBeUndefined();
+    await waitFor(async () => (await fetch(`${t.base}/healthz`)).status === 200, { message: '/healthz recovers' });
+  });
+
+  it('is registered again after a NATS restart, and leaves discovery when the daemon stops', async () => {
+    const t = await start();
+    const id = t.daemon.fleet.micro!.id;
+    const ping = async () => json<Info>(await nc.request(`$SRV.PING.hbagg.${id}`, undefined, { timeout: 300 })).id;
+    expect(await ping()).toBe(id);
+    await nats.restart();
+    await waitFor(() => ping().then((got) => got === id), { timeoutMs: 15_000, message: 'service answers after the restart' });
+    await t.stop();
+    d = undefined;
+    await expect(ping()).rejects.toThrow();
+  }, 30_000);
+});
