@@ -12,6 +12,7 @@ import type { HbaggConfig } from '../config/types.js';
 import type { DaemonInfo } from '../core/batch.js';
 import { Pacer } from '../core/pacer.js';
 import { Registry } from '../core/registry.js';
+import { settleWithin } from '../util/index.js';
 import type { Health } from './health.js';
 import { boundAddress, exposesMeta, FleetPresence } from './fleet/presence.js';
 import { SharedSubjectError } from './fleet/twin-guard.js';
@@ -35,6 +36,8 @@ export const VERSION: string = (
 ).version;
 
 const TICK_MS = 100;
+/** Longest the first ping waits for NATS and the shared-subject probe. */
+const FIRST_PING_HOLD_MS = 2_000;
 
 export class Daemon {
   readonly info: DaemonInfo;
@@ -171,7 +174,6 @@ export class Daemon {
       this.state = 'failed';
       throw new Error(`cannot listen on ${this.config.http.listen}: ${(err as Error).message}`);
     }
-    this.pinger.start();
     this.ticker = setInterval(() => this.tick(), TICK_MS);
     this.scheduleHousekeeping();
     this.natsStarting = this.nats.start().catch((err: unknown) => {
@@ -179,6 +181,11 @@ export class Daemon {
         this.log.fatal({ twin: err.twin }, err.message);
         this.fail(err);
       } else this.log.error({ err }, 'nats connection failed');
+    });
+    // The first ping waits for the subject-space probe, briefly: a daemon that must refuse never
+    // announces its node. With NATS away the node's lease still goes out, FIRST_PING_HOLD_MS late.
+    void settleWithin(this.natsStarting, FIRST_PING_HOLD_MS).then(() => {
+      if (this._state === 'running' && !this.failure) this.pinger.start();
     });
     this.state = 'running';
     this.log.info({ node: this.info.node, instance: this.info.instance, version: VERSION }, 'hbagg running');

@@ -155,7 +155,8 @@ describe('two nodes on one shared nats-server', () => {
       // The first one goes on, and counts the refused one's probe as no twin (it left).
       expect(first.daemon.state).toBe('running');
       expect(await first.daemon.fleet.guard.recheck(first.daemon.nats.connection!)).toBeUndefined();
-      expect(stub.requests.some((r) => (r.body as PingBody).node === 'node-b' && (r.body as PingBody).workers.length > 0)).toBe(false);
+      // Refused means never announced: not even the node's first (empty) ping.
+      expect(stub.requests.filter((r) => (r.body as PingBody).node === 'node-b')).toEqual([]);
     } finally {
       await first.stop();
       await nats.stop();
