@@ -62,7 +62,9 @@ describe('the hbagg NATS service', () => {
 
   const start = async (env: Record<string, string> = {}) => {
     d = await startTestDaemon({ natsUrl: nats.url, platformUrl: stub.url, env: { HBAGG_NODE_ID: 'svc-node', ...env } });
-    await waitFor(() => d!.daemon.fleet.micro, { message: 'service registered' });
+    const id = (await waitFor(() => d!.daemon.fleet.micro, { message: 'service registered' })).id;
+    // Registered means the server has the subscriptions: discovery answers.
+    await waitFor(() => nc.request(`$SRV.PING.hbagg.${id}`, undefined, { timeout: 500 }).then(() => true), { message: 'service discoverable' });
     return d;
   };
 
