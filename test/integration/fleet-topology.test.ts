@@ -4,7 +4,7 @@
  * platform stub, and `hbagg fleet` against the hub; then one shared server,
  * where the shared-subject guard must refuse the second daemon.
  */
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { connect } from '@nats-io/transport-node';
@@ -159,6 +159,30 @@ describe('two nodes on one shared nats-server', () => {
       expect(stub.requests.filter((r) => (r.body as PingBody).node === 'node-b')).toEqual([]);
     } finally {
       await first.stop();
+      await nats.stop();
+    }
+  }, 30_000);
+
+  it('a NATS user not allowed to use the probe subject still starts, and hears beats', async () => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'hbagg-perm-'));
+    const conf = path.join(dir, 'perm.conf');
+    writeFileSync(conf, 'authorization { users = [ { user: "u", password: "p", permissions: { publish: { deny: ["hb.probe"] }, subscribe: { deny: ["hb.probe"] } } } ] }\n');
+    const nats = await startNatsServer({ args: ['-c', conf] });
+    try {
+      const d = await startTestDaemon({
+        natsUrl: nats.url,
+        platformUrl: stub.url,
+        env: { HBAGG_NODE_ID: 'node-p', HBAGG_SUBJECT_PREFIX: 'hb', HBAGG_NATS_USER: 'u', HBAGG_NATS_PASS: 'p' },
+      });
+      try {
+        const nc = await connect({ servers: nats.url, user: 'u', pass: 'p' });
+        nc.publish('hb.beat.w-p', beat('w-p', 1));
+        await waitFor(() => d.daemon.registry.snapshot().length === 1, { message: 'beat heard' });
+        await nc.close();
+      } finally {
+        await d.stop();
+      }
+    } finally {
       await nats.stop();
     }
   }, 30_000);

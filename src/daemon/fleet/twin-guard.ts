@@ -87,7 +87,13 @@ export class TwinGuard {
    */
   async guardStart(nc: NatsConnection): Promise<void> {
     this.answer(nc);
-    const twins = await this.probe(nc);
+    let twins: Twin[] = [];
+    try {
+      twins = await this.probe(nc);
+    } catch (err) {
+      // Could not ask (the connection dropped, no permission): starting deaf would be worse; the minute checks go on.
+      this.o.log.warn({ err, subject: this.subject }, 'shared-subject probe failed at start; starting, and asking again every minute');
+    }
     if (twins[0]) throw new SharedSubjectError(twins[0], this.o.prefix);
     this.timer = setInterval(() => void this.recheck(nc), this.o.recheckMs ?? RECHECK_MS);
     this.timer.unref();
