@@ -155,6 +155,19 @@ describe('the hbagg NATS service', () => {
     expect(r.report?.unhealthy).toBe(1);
   });
 
+  it('a daemon that probes and leaves (a refused newcomer) is not taken for a twin', async () => {
+    const t = await start();
+    const passing = nc.subscribe(`${t.prefix}.probe`, {
+      callback: (_e, m) => {
+        m.respond(JSON.stringify({ node: 'newcomer', instance: 'n-1', version: '1.0.0' }));
+      },
+    });
+    await nc.flush();
+    setTimeout(() => passing.unsubscribe(), 1_000);
+    expect(await t.daemon.fleet.guard.recheck(t.daemon.nats.connection!)).toBeUndefined();
+    expect((await fetch(`${t.base}/healthz`)).status).toBe(200);
+  });
+
   it('a twin that appears after start is logged as an error, fails /healthz and shows in status, until it goes', async () => {
     const t = await start();
     const fake = nc.subscribe(`${t.prefix}.probe`, {

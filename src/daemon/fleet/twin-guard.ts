@@ -16,6 +16,12 @@ import type { HealthCheck } from '../health.js';
 export const PROBE_WINDOW_MS = 500;
 /** How often a running daemon asks again (and logs an error while a twin answers). */
 export const RECHECK_MS = 60_000;
+/**
+ * A running daemon's finding is confirmed by a second probe this much later:
+ * a newcomer answers too while it probes, and it refuses and leaves within a
+ * second; only a twin that stays is one.
+ */
+export const CONFIRM_MS = 3_000;
 
 export interface ProbeIdentity {
   node: string;
@@ -63,6 +69,7 @@ export interface TwinGuardOptions {
   log: Logger;
   windowMs?: number;
   recheckMs?: number;
+  confirmMs?: number;
 }
 
 export class TwinGuard {
@@ -103,7 +110,12 @@ export class TwinGuard {
   async recheck(nc: NatsConnection): Promise<Twin | undefined> {
     let twins: Twin[];
     try {
-      twins = await this.probe(nc);
+      const first = await this.probe(nc);
+      twins = first;
+      if (first.length > 0) {
+        await new Promise((r) => setTimeout(r, this.o.confirmMs ?? CONFIRM_MS).unref());
+        twins = (await this.probe(nc)).filter((t) => first.some((f) => f.instance === t.instance));
+      }
     } catch (err) {
       // Not being able to ask (disconnected) says nothing about twins: keep the last verdict.
       this.o.log.debug({ err }, 'subject-space probe failed');
