@@ -4,6 +4,7 @@
  * daemon shares its beat subjects, or it did not answer `status`), a table
  * for people and a JSON document for scripts. Pure: `now` comes in.
  */
+import type { StatusBody } from '../daemon/fleet/endpoints.js';
 import type { FleetMember } from './discover.js';
 
 export interface FleetRow {
@@ -18,6 +19,8 @@ export interface FleetRow {
   healthy: boolean;
   problems: string[];
   http: string | undefined;
+  /** The daemon's whole `status` answer, for scripts that want more than the row. */
+  status: StatusBody | undefined;
 }
 
 export interface FleetReport {
@@ -59,6 +62,7 @@ export function buildReport(members: readonly FleetMember[], nats: string, waitM
       healthy: problems.length === 0,
       problems,
       http: m.metadata['http'],
+      status: s,
     };
   });
   return { nats, wait_ms: waitMs, nodes, unhealthy: nodes.filter((n) => !n.healthy).length };
