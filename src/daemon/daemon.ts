@@ -116,10 +116,7 @@ export class Daemon {
       retired: (worker, instance, as, at) => this.journal.retire(worker, instance, as, at),
       persist: () => this.journal.sync(),
     });
-    this.failed = new Promise<Error>((resolve) => (this.fail = (err) => {
-      this.failure ??= err;
-      resolve(err);
-    }));
+    this.failed = new Promise<Error>((resolve) => (this.fail = (err) => resolve((this.failure ??= err))));
     this.fleet = new FleetPresence({
       info: this.info, prefix: c.nats.subjectPrefix, log, registry: this.registry, pacer: this.pacer,
       pinger: this.pinger, journal: this.journal, now: this.clock.now,
@@ -179,6 +176,7 @@ export class Daemon {
     this.natsStarting = this.nats.start().catch((err: unknown) => {
       if (err instanceof SharedSubjectError) {
         this.log.fatal({ twin: err.twin }, err.message);
+        this.state = 'failed';
         this.fail(err);
       } else this.log.error({ err }, 'nats connection failed');
     });
