@@ -12,12 +12,10 @@ const config = benchConfig(childArg<BenchDaemonOptions>());
 const log = createLogger(config.logLevel, pino.destination({ dest: 2, sync: true }));
 const daemon = new Daemon(config, log);
 
-const stats = async () => ({
-  ...usage(),
-  size: daemon.registry.size,
-  states: daemon.registry.countByState(),
-  accepted: (await daemon.metrics.beatsAccepted.get()).values.reduce((n, v) => n + v.value, 0),
-});
+const stats = async () => {
+  const s = await daemon.snapshot();
+  return { ...usage(), size: s.tracked, states: s.workers, accepted: s.beatsAccepted };
+};
 
 serve({
   stats,
@@ -38,8 +36,8 @@ serve({
 
 await daemon.start();
 await daemon.natsReady();
-if (!daemon.nats.ready) {
+if (!(await daemon.snapshot()).nats.ready) {
   emit('failed', { error: 'daemon did not connect to NATS' });
   process.exit(1);
 }
-emit('ready', { httpPort: daemon.http.address()?.port ?? 0 });
+emit('ready', { httpPort: (await daemon.snapshot()).http?.port ?? 0 });

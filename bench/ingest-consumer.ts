@@ -62,15 +62,11 @@ if (a.mode === 'ceiling') {
 } else {
   const config = benchConfig({ natsUrl: a.natsUrl, prefix: a.prefix, platformUrl: a.platformUrl });
   const daemon = new Daemon(config, createLogger('error', pino.destination({ dest: 2, sync: true })));
-  const intake = daemon.intake;
-  const real = intake.beatBytes.bind(intake);
-  intake.beatBytes = (data, worker, source) => {
-    const r = real(data, worker, source);
+  daemon.testHooks.onNatsBeat((r) => {
     if (r.ok) accepted++;
     else rejected++;
     onMessage();
-    return r;
-  };
+  });
   await daemon.start();
   await daemon.natsReady();
   stop = () => daemon.stop();

@@ -8,7 +8,7 @@ import { mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { pino } from 'pino';
-import { Journal } from '../src/daemon/journal.js';
+import { Journal } from '../src/daemon/journal/journal.js';
 import type { PingWorker } from '../src/protocol/schemas.js';
 
 const root = process.argv[2] ?? mkdtempSync(path.join(tmpdir(), 'hbagg-bench-journal-'));

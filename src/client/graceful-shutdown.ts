@@ -14,6 +14,8 @@ import { errorText, silentLogger, type ClientLogger } from './logger.js';
 import { systemScheduler, type Scheduler } from './scheduler.js';
 import type { TaskTracker } from './task-tracker.js';
 import type { LeavePhase } from '../protocol/schemas.js';
+import { within } from '../util/deadline.js';
+import { StepRunner, type StepResult } from '../util/steps.js';
 
 /** running -> stopping -> stopped, or -> forced (second signal, hard deadline). Logged by `state`'s setter. */
 export type ShutdownState = 'running' | 'stopping' | 'stopped' | 'forced';
@@ -57,12 +59,8 @@ export interface GracefulShutdownOptions {
   signalSource?: SignalSource;
 }
 
-export interface ShutdownStep {
-  name: string;
-  ms: number;
-  ok: boolean;
-  error?: string;
-}
+/** One step of the shutdown: its name, how long it took, and why it failed if it did. */
+export type ShutdownStep = StepResult;
 
 export interface ShutdownSummary {
   reason: string;
@@ -197,23 +195,18 @@ export class GracefulShutdown {
       this.hardTimeoutMs,
       { unref: true },
     );
-    const steps: ShutdownStep[] = [];
+    // On the injected scheduler, so fake-clock tests drive step timeouts too.
+    const runner = new StepRunner({
+      now: () => this.scheduler.now(),
+      settleWithin: (p, ms) => this.settlesWithin(p, ms),
+      onStep: (s) => {
+        if (s.ok) this.log.debug({ step: s.name, ms: s.ms }, 'shutdown step done');
+        else this.log.warn({ step: s.name, ms: s.ms, error: s.error }, 'shutdown step failed; going on');
+      },
+    });
+    // Called synchronously: the first step takes effect before shutdown() returns.
     const step = async (name: string, fn: () => unknown, timeoutMs?: number): Promise<void> => {
-      const t0 = this.scheduler.now();
-      let error: string | undefined;
-      try {
-        // Called synchronously: the first step takes effect before shutdown() returns.
-        const done = Promise.resolve(fn());
-        if (timeoutMs === undefined) await done;
-        else if (!(await this.settlesWithin(done, timeoutMs))) error = `did not finish within ${timeoutMs} ms`;
-      } catch (err) {
-        error = errorText(err);
-      }
-      const s: ShutdownStep = { name, ms: this.scheduler.now() - t0, ok: error === undefined };
-      if (error !== undefined) s.error = error;
-      steps.push(s);
-      if (error === undefined) this.log.debug({ step: name, ms: s.ms }, 'shutdown step done');
-      else this.log.warn({ step: name, ms: s.ms, error }, 'shutdown step failed; going on');
+      await runner.run(name, fn, timeoutMs);
     };
     const announce = async (phase: LeavePhase) => {
       const drainTimeoutMs = Math.max(0, started + this.hardTimeoutMs - this.scheduler.now());
@@ -243,7 +236,7 @@ export class GracefulShutdown {
       reason,
       tasksFinished: finished,
       tasksAbandoned: abandoned,
-      steps,
+      steps: runner.results,
       totalMs: this.scheduler.now() - started,
     };
     if (this._state === 'stopping') this.state = 'stopped';
@@ -283,15 +276,7 @@ export class GracefulShutdown {
 
   /** True when `p` settles within `ms` (its rejection is rethrown), false when the time runs out first. */
   private async settlesWithin(p: Promise<unknown>, ms: number): Promise<boolean> {
-    let timer: unknown;
-    const expired = new Promise<false>((resolve) => {
-      timer = this.scheduler.setTimeout(() => resolve(false), ms);
-    });
-    try {
-      return await Promise.race([p.then(() => true as const), expired]);
-    } finally {
-      this.scheduler.clearTimeout(timer);
-    }
+    return (await within(p, ms, this.scheduler)) !== undefined;
   }
 }
 

@@ -1,5 +1,5 @@
 /**
- * The worker side of PROTOCOL.md section 1: a beat on `<prefix>.beat.<worker>`
+ * The worker side of docs/PROTOCOL.md section 1: a beat on `<prefix>.beat.<worker>`
  * every `intervalMs` plus or minus jitter, with a strictly increasing `seq`,
  * and the Leave announcement. Nothing here throws into the worker's code once
  * constructed: NATS trouble is logged, and beats resume when NATS is back
@@ -9,6 +9,7 @@ import { randomBytes } from 'node:crypto';
 import { connect, type NatsConnection, type NodeConnectionOptions } from '@nats-io/transport-node';
 import { DEFAULT_DRAIN_TIMEOUT_MS, MAX_REASON_CHARS, PROTOCOL_VERSION, WORKER_ID_PATTERN, type Beat, type Leave, type LeavePhase } from '../protocol/schemas.js';
 import { beatSubject, leaveSubject } from '../protocol/subjects.js';
+import { within } from '../util/deadline.js';
 import { requestLeave, type LeaveResult } from './leave-request.js';
 import { errorText, silentLogger, type ClientLogger } from './logger.js';
 import { systemScheduler, type Scheduler } from './scheduler.js';
@@ -180,15 +181,16 @@ export class HeartbeatClient {
     const nc = this.ownConnection;
     this.transport = this.opts.nc;
     if (!nc || nc.isClosed()) return;
-    let timer: unknown;
+    // The bound alone never keeps the process alive.
+    const unref = {
+      setTimeout: (fn: () => void, ms: number) => this.scheduler.setTimeout(fn, ms, { unref: true }),
+      clearTimeout: (handle: unknown) => this.scheduler.clearTimeout(handle),
+    };
     try {
       // drain() flushes what is buffered (a last leave included) before closing.
-      const bound = new Promise<void>((r) => (timer = this.scheduler.setTimeout(r, CLOSE_FLUSH_MS, { unref: true })));
-      await Promise.race([nc.drain(), bound]);
+      await within(nc.drain(), CLOSE_FLUSH_MS, unref);
     } catch (err) {
       this.log.debug({ err: errorText(err) }, 'nats drain failed; closing');
-    } finally {
-      this.scheduler.clearTimeout(timer);
     }
     if (!nc.isClosed()) await nc.close().catch(() => undefined);
   }
@@ -221,10 +223,7 @@ export class HeartbeatClient {
   }
 
   private async waitConnected(ms: number): Promise<void> {
-    let timer: unknown;
-    const bound = new Promise<void>((r) => (timer = this.scheduler.setTimeout(r, ms)));
-    await Promise.race([this.connecting, bound]);
-    this.scheduler.clearTimeout(timer);
+    await within(this.connecting ?? Promise.resolve(), ms, this.scheduler);
   }
 
   private async watchStatus(nc: NatsConnection): Promise<void> {

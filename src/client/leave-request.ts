@@ -1,9 +1,10 @@
 /**
- * The Leave request/reply (PROTOCOL.md section 1) with a hard bound: it
+ * The Leave request/reply (docs/PROTOCOL.md section 1) with a hard bound: it
  * resolves within `timeoutMs` whatever NATS does, and never rejects. One
  * retry when nobody listens yet (a daemon restarting), inside the same budget.
  */
 import { LeaveReply, type Leave, type LeavePhase } from '../protocol/schemas.js';
+import { within } from '../util/deadline.js';
 import { errorText, type ClientLogger } from './logger.js';
 import { delay, type Scheduler } from './scheduler.js';
 import type { BeatTransport } from './transport.js';
@@ -70,20 +71,14 @@ async function once(
   payload: Uint8Array,
   ms: number,
 ): Promise<Outcome> {
-  let timer: unknown;
-  const expired = new Promise<Outcome>((resolve) => {
-    timer = scheduler.setTimeout(() => resolve({ kind: 'timeout' }), ms);
-  });
   try {
     const answered = transport.request(subject, payload, { timeout: Math.ceil(ms) }).then(
       (msg): Outcome => ({ kind: 'reply', data: msg.data }),
       (err: unknown): Outcome => ({ kind: 'error', err }),
     );
-    return await Promise.race([answered, expired]);
+    return (await within(answered, ms, scheduler))?.value ?? { kind: 'timeout' };
   } catch (err) {
     return { kind: 'error', err };
-  } finally {
-    scheduler.clearTimeout(timer);
   }
 }
 

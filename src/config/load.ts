@@ -14,12 +14,14 @@ import {
   type ConfigIssue,
   fromZodIssue,
 } from './errors.js';
-import { configSchema, type HbaggConfigParsed } from './schema.js';
+import { configSchema, type HbaggConfigInput, type HbaggConfigParsed } from './schema.js';
 import type { HbaggConfig } from './types.js';
 
 export interface LoadConfigOptions {
   /** JSON config file; without it, defaults and env only. */
   file?: string;
+  /** The config as an object in the file's shape, used instead of `file` (library callers). */
+  input?: HbaggConfigInput;
   /** Defaults to `process.env`; tests pass their own. */
   env?: NodeJS.ProcessEnv;
   /** `hbagg run` cannot work without somewhere to send pings. */
@@ -29,7 +31,7 @@ export interface LoadConfigOptions {
 type Raw = Record<string, unknown>;
 type EnvKind = 'string' | 'int' | 'list';
 
-/** PROTOCOL.md section 5, plus the secrets people keep out of files. */
+/** docs/PROTOCOL.md section 5, plus the secrets people keep out of files. */
 const ENV_VARS: readonly (readonly [name: string, path: readonly string[], kind: EnvKind])[] = [
   ['HBAGG_NODE_ID', ['node_id'], 'string'],
   ['HBAGG_NATS_URL', ['nats', 'servers'], 'list'],
@@ -58,7 +60,7 @@ const ENV_VARS: readonly (readonly [name: string, path: readonly string[], kind:
 const TOKEN_VARS = ['HBAGG_PLATFORM_TOKEN', 'HBAGG_PLATFORM_TOKEN_FILE'] as const;
 
 export function loadConfig(opts: LoadConfigOptions = {}): HbaggConfig {
-  const raw = opts.file === undefined ? {} : readConfigFile(opts.file);
+  const raw = opts.input !== undefined ? copyInput(opts.input) : opts.file === undefined ? {} : readConfigFile(opts.file);
   const issues: ConfigIssue[] = [];
   const sources = applyEnv(raw, opts.env ?? process.env, issues);
 
@@ -76,6 +78,18 @@ export function loadConfig(opts: LoadConfigOptions = {}): HbaggConfig {
 
   if (issues.length > 0 || !result.success) throw new ConfigError(issues);
   return compile(result.data, token);
+}
+
+/** A deep copy (the env is written into it); only plain data, as a JSON file would hold. */
+function copyInput(input: unknown): Raw {
+  let copy: unknown;
+  try {
+    copy = JSON.parse(JSON.stringify(input)) as unknown;
+  } catch (err) {
+    throw new ConfigError([{ key: '(input)', message: `the config object is not plain JSON data: ${(err as Error).message}` }]);
+  }
+  if (!isPlainObject(copy)) throw new ConfigError([{ key: '(input)', message: 'expected an object at the top level' }]);
+  return copy;
 }
 
 function readConfigFile(file: string): Raw {

@@ -12,7 +12,7 @@ import { checkHttpUrl, checkListen, checkNatsServer, checkSubjectPrefix } from '
 
 export const NODE_ID_PATTERN = /^[A-Za-z0-9_.-]{1,128}$/;
 export const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] as const;
-/** PROTOCOL.md promises retired instances are remembered for at least 10 minutes. */
+/** docs/PROTOCOL.md 2.3 promises retired instances are remembered for at least 10 minutes. */
 export const MIN_TOMBSTONE_RETENTION_MS = 600_000;
 
 const HOUR = 3_600_000;

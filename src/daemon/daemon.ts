@@ -6,69 +6,71 @@
  */
 import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import cron, { type ScheduledTask } from 'node-cron';
 import type { Logger } from 'pino';
 import type { HbaggConfig } from '../config/types.js';
 import type { DaemonInfo } from '../core/batch.js';
 import { Pacer } from '../core/pacer.js';
 import { Registry } from '../core/registry.js';
-import { settleWithin } from '../util/index.js';
-import type { Health } from './health.js';
-import { boundAddress, exposesMeta, FleetPresence } from './fleet/presence.js';
-import { SharedSubjectError } from './fleet/twin-guard.js';
-import { daemonHealth } from './health-checks.js';
-import { HttpServer } from './http-server.js';
+import type { PingWorker } from '../protocol/schemas.js';
+import { settleWithin, StepRunner, within } from '../util/index.js';
+import { FleetPresence } from './fleet/presence.js';
+import { EventLoopMonitor } from './http/event-loop.js';
+import type { Health } from './http/health.js';
+import { daemonHealth } from './http/health-checks.js';
+import { registerRoutes } from './http/routes.js';
+import { HttpServer } from './http/server.js';
+import { Housekeeping } from './housekeeping.js';
 import { Intake } from './intake.js';
-import { Journal } from './journal.js';
+import { Journal } from './journal/journal.js';
 import { Metrics } from './metrics.js';
 import { NatsIngest } from './nats-ingest.js';
 import { Pinger } from './pinger.js';
 import { PlatformClient } from './platform-client.js';
 import { RejectLog } from './reject-log.js';
 import { RunClock } from './run-clock.js';
-import { registerRoutes } from './routes.js';
+import { readCounters, type DaemonSnapshot, type DaemonState, type DaemonTestHooks } from './snapshot.js';
 
-/** Lifecycle of a daemon; every change is logged by `state`'s setter. */
-export type DaemonState = 'created' | 'starting' | 'running' | 'stopping' | 'stopped' | 'failed';
+export type { DaemonCounters, DaemonSnapshot, DaemonState, DaemonTestHooks } from './snapshot.js';
 
 export const VERSION: string = (
   JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }
 ).version;
 
 const TICK_MS = 100;
-/** Longest the first ping waits for NATS and the shared-subject probe. */
-const FIRST_PING_HOLD_MS = 2_000;
 
+/**
+ * One daemon. Its parts are private: callers see `state`, `start()`,
+ * `natsReady()`, `stop()`, the read-only `snapshot()` and `workers()`, and
+ * (tests and benches only) `testHooks`.
+ */
 export class Daemon {
-  readonly info: DaemonInfo;
-  readonly clock = new RunClock(TICK_MS, 1_000);
-  readonly registry: Registry;
-  readonly pacer: Pacer;
-  readonly metrics: Metrics;
-  readonly intake: Intake;
-  readonly pinger: Pinger;
-  readonly nats: NatsIngest;
-  readonly http: HttpServer;
+  private readonly info: DaemonInfo;
+  private readonly clock = new RunClock(TICK_MS, 1_000);
+  private readonly registry: Registry;
+  private readonly pacer: Pacer;
+  private readonly metrics: Metrics;
+  private readonly intake: Intake;
+  private readonly pinger: Pinger;
+  private readonly nats: NatsIngest;
+  private readonly http: HttpServer;
   /** Unaccepted `stopped`/`lost` entries, durable in the state directory. */
-  readonly journal: Journal;
-  /** The /healthz checks (replaceable: tests make one hang). */
-  readonly health: Health;
+  private readonly journal: Journal;
+  /** The /healthz checks. */
+  private readonly health: Health;
+  /** Event-loop delay for /livez and /metrics; started and stopped with the daemon. */
+  private readonly loop = new EventLoopMonitor();
   /** The NATS micro service `hbagg` and the shared-subject guard. */
-  readonly fleet: FleetPresence;
-  /** Resolves with the reason if the daemon must not go on (another daemon shares its beat subjects). */
-  readonly failed: Promise<Error>;
-  private failure: Error | undefined;
-  private fail: (err: Error) => void = () => undefined;
+  private readonly fleet: FleetPresence;
   private readonly rejects: RejectLog;
+  private readonly housekeeping: Housekeeping;
   private _state: DaemonState = 'created';
   private ticker: NodeJS.Timeout | undefined;
-  private tasks: ScheduledTask[] = [];
   private closing: Promise<void> | undefined;
   private natsStarting: Promise<void> | undefined;
 
   constructor(
-    readonly config: HbaggConfig,
-    readonly log: Logger,
+    private readonly config: HbaggConfig,
+    private readonly log: Logger,
   ) {
     const c = config;
     if (!c.platform.url) throw new Error('platform.url is required to run the daemon');
@@ -104,7 +106,7 @@ export class Daemon {
       requestTimeoutMs: c.platform.timeoutMs,
       onAccepted: () => this.persistSoon(),
       // Never report a terminal state that a crash could take back; a slow or failing disk delays a ping by 1 s at most.
-      beforeSend: () => withDeadline(this.journal.sync().catch(() => undefined), 1_000),
+      beforeSend: async () => void (await settleWithin(this.journal.sync(), 1_000)),
     });
     this.intake = new Intake({
       registry: this.registry, clock: this.clock.listeningNow, metrics: this.metrics, rejects: this.rejects, log,
@@ -116,14 +118,8 @@ export class Daemon {
       retired: (worker, instance, as, at) => this.journal.retire(worker, instance, as, at),
       persist: () => this.journal.sync(),
     });
-    this.failed = new Promise<Error>((resolve) => (this.fail = (err) => resolve((this.failure ??= err))));
-    this.fleet = new FleetPresence({
-      info: this.info, prefix: c.nats.subjectPrefix, log, registry: this.registry, pacer: this.pacer,
-      pinger: this.pinger, journal: this.journal, now: this.clock.now,
-      httpAddress: () => boundAddress(this.http.address(), c.http.listen),
-      twin: () => this.fleet.guard.twin,
-      workers: { registry: this.registry, token: c.http.token, exposeMeta: exposesMeta(c.http) },
-    });
+    this.fleet = new FleetPresence({ info: this.info, prefix: c.nats.subjectPrefix, log, registry: this.registry, pacer: this.pacer,
+      pinger: this.pinger, journal: this.journal, now: this.clock.now, http: c.http, httpBound: () => this.http.address() });
     this.nats = new NatsIngest(c.nats, this.intake, log, (state) => {
       if (state === 'disconnected') this.clock.deaf();
       else if (state === 'ready') {
@@ -132,9 +128,24 @@ export class Daemon {
         void this.fleet.ready(this.nats.connection);
       }
     }, (nc) => this.fleet.beforeSubscribe(nc));
+    this.housekeeping = new Housekeeping({
+      schedule: c.housekeeping, registry: this.registry, pacer: this.pacer, journal: this.journal,
+      metrics: this.metrics, clock: this.clock.listeningNow, log,
+    });
     this.http = new HttpServer(log);
-    this.health = daemonHealth(this, [this.fleet.healthCheck()]);
-    registerRoutes(this.http, this);
+    this.health = daemonHealth({ info: this.info, config: c, nats: this.nats, pinger: this.pinger }, [this.fleet.healthCheck()]);
+    this.metrics.eventLoop(() => this.loop.delay());
+    registerRoutes(this.http, {
+      node: this.info.node,
+      http: c.http,
+      state: () => this._state,
+      nats: this.nats,
+      health: this.health,
+      loop: this.loop,
+      workers: () => this.registry.snapshot(),
+      metrics: this.metrics,
+      intake: this.intake,
+    });
   }
 
   get state(): DaemonState {
@@ -164,6 +175,8 @@ export class Daemon {
       this.state = 'failed';
       throw err;
     }
+    // Before the listener: /livez reads it from the first request on.
+    this.loop.start();
     try {
       const addr = await this.http.listen(this.config.http.host, this.config.http.port);
       this.log.info({ address: addr.address, port: addr.port }, 'http listening');
@@ -172,19 +185,12 @@ export class Daemon {
       throw new Error(`cannot listen on ${this.config.http.listen}: ${(err as Error).message}`);
     }
     this.ticker = setInterval(() => this.tick(), TICK_MS);
-    this.scheduleHousekeeping();
+    this.housekeeping.start();
     this.natsStarting = this.nats.start().catch((err: unknown) => {
-      if (err instanceof SharedSubjectError) {
-        this.log.fatal({ twin: err.twin }, err.message);
-        this.state = 'failed';
-        this.fail(err);
-      } else this.log.error({ err }, 'nats connection failed');
+      if (this.fleet.refusal) this.state = 'failed'; // another daemon shares the beat subjects (logged)
+      else this.log.error({ err }, 'nats connection failed');
     });
-    // The first ping waits for the subject-space probe, briefly: a daemon that must refuse never
-    // announces its node. With NATS away the node's lease still goes out, FIRST_PING_HOLD_MS late.
-    void settleWithin(this.natsStarting, FIRST_PING_HOLD_MS).then(() => {
-      if (this._state === 'running' && !this.failure) this.pinger.start();
-    });
+    this.pinger.startAfter(this.fleet.firstPingGate(this.natsStarting), () => this._state === 'running');
     this.state = 'running';
     this.log.info({ node: this.info.node, instance: this.info.instance, version: VERSION }, 'hbagg running');
   }
@@ -192,8 +198,54 @@ export class Daemon {
   /** Resolves once the first NATS connection and subscriptions are up. */
   async natsReady(): Promise<void> {
     await this.natsStarting;
-    if (this.failure) throw this.failure;
+    if (this.fleet.refusal) throw this.fleet.refusal;
   }
+
+  /** Resolves with the reason the daemon must not go on (another daemon shares its subjects), once its state is `failed`. */
+  get failed(): Promise<Error> { return this.fleet.refused.then(async (err) => { await this.natsStarting; return err; }); }
+
+  /** A read-only picture of the daemon now: states, counters, addresses (what the demo shows, what tests check). */
+  async snapshot(): Promise<DaemonSnapshot> {
+    return {
+      state: this._state,
+      info: { ...this.info },
+      http: this.http.address(),
+      nats: { ready: this.nats.ready, state: this.nats.state, tls: this.nats.connection?.info?.tls_required === true },
+      workers: this.registry.countByState(),
+      tracked: this.registry.size,
+      intervalMs: this.pacer.currentIntervalMs(),
+      stalls: this.clock.stalls,
+      journal: { ...this.journal.stats },
+      healthRounds: this.health.rounds,
+      fleet: this.fleet.snapshot(),
+      ...(await readCounters(this.metrics)),
+    };
+  }
+
+  /** The tracked workers, as GET /v1/workers lists them. */
+  workers(): PingWorker[] {
+    return this.registry.snapshot();
+  }
+
+  /** What only tests and benches do to a daemon; see {@link DaemonTestHooks}. */
+  readonly testHooks: DaemonTestHooks = {
+    setHealthCheck: (check) => void this.health.set(check),
+    route: (method, path, handler) => void this.http.route(method, path, handler),
+    onResponse: (observer) => void this.http.onResponse(observer),
+    disableStallGuard: () => {
+      this.clock.sample = () => 0;
+    },
+    onNatsBeat: (listener) => {
+      const intake = this.intake;
+      const take = intake.beatBytes.bind(intake);
+      intake.beatBytes = (data, worker, source) => {
+        const r = take(data, worker, source);
+        listener(r);
+        return r;
+      };
+    },
+    recheckSharedSubjects: () => this.fleet.recheck(this.nats.connection),
+  };
 
   private tick(): void {
     const stalled = this.clock.sample();
@@ -213,43 +265,6 @@ export class Daemon {
     this.journal.sync().catch((err: unknown) => this.log.error({ err }, 'state journal write failed'));
   }
 
-  private scheduleHousekeeping(): void {
-    const h = this.config.housekeeping;
-    this.tasks.push(
-      cron.schedule(h.summaryCron, () => this.logSummary(), { name: 'summary', noOverlap: true }),
-      cron.schedule(h.pruneCron, () => this.prune(), { name: 'prune', noOverlap: true }),
-      cron.schedule(h.compactCron, () => this.journal.compact().catch(() => undefined), { name: 'compact', noOverlap: true }),
-    );
-  }
-
-  private prune(): void {
-    const pruned = this.registry.prune(this.clock.listeningNow());
-    if (pruned.tombstones + pruned.lost > 0) this.log.debug(pruned, 'pruned');
-  }
-
-  private lastSummary = { beats: 0, pings: 0 };
-
-  private async logSummary(): Promise<void> {
-    const value = async (m: { get(): Promise<{ values: { value: number; labels: Record<string, unknown> }[] }> }) =>
-      (await m.get()).values;
-    const beats = (await value(this.metrics.beatsAccepted)).reduce((n, v) => n + v.value, 0);
-    const pings = (await value(this.metrics.pings)).reduce((n, v) => n + v.value, 0);
-    const rejected = Object.fromEntries(
-      (await value(this.metrics.beatsRejected)).filter((v) => v.value > 0).map((v) => [String(v.labels.reason), v.value]),
-    );
-    this.log.info(
-      {
-        beats_in: beats - this.lastSummary.beats,
-        pings_out: pings - this.lastSummary.pings,
-        workers: this.registry.countByState(),
-        rejected_total: rejected,
-        interval_ms: this.pacer.currentIntervalMs(),
-      },
-      'summary',
-    );
-    this.lastSummary = { beats, pings };
-  }
-
   /** Stops within `shutdown_timeout_ms` whatever the platform does. Safe to call twice. */
   stop(): Promise<void> {
     this.closing ??= this.doStop();
@@ -258,40 +273,27 @@ export class Daemon {
 
   private async doStop(): Promise<void> {
     // A daemon that failed to start (say, its state dir is locked by another) never pinged: no final ping.
-    // A daemon refused for sharing its subjects says no goodbye for a node it never served.
-    const started = this._state === 'running' && !this.failure;
+    const started = this._state === 'running';
     this.state = 'stopping';
     const deadline = this.clock.now().mono + this.config.shutdownTimeoutMs;
-    const step = async (name: string, fn: () => unknown) => {
-      try {
-        await fn();
-      } catch (err) {
-        this.log.error({ err, step: name }, 'shutdown step failed');
-      }
-    };
+    const steps = new StepRunner({ onError: (step, err) => this.log.error({ err, step }, 'shutdown step failed') });
     // Leave discovery first: a stopping daemon is no longer one `hbagg fleet` should list.
-    await step('leave fleet', () => this.fleet.stop());
+    await steps.run('leave fleet', () => this.fleet.stop());
     // Drain first: beats already received are still counted into the final ping.
-    await step('drain nats', () => withDeadline(this.nats.stop(), Math.max(0, (deadline - this.clock.now().mono) / 4)));
-    await step('stop intake', () => {
+    await steps.run('drain nats', () => within(this.nats.stop(), Math.max(0, (deadline - this.clock.now().mono) / 4)));
+    await steps.run('stop intake', () => {
       this.intake.open = false;
     });
-    await step('housekeeping', () => {
+    await steps.run('housekeeping', () => {
       clearInterval(this.ticker);
-      for (const t of this.tasks) t.stop();
+      this.housekeeping.stop();
     });
     // Leave a little of the budget for closing the listener.
-    if (started) await step('final ping', () => this.pinger.stop(deadline - 200));
-    await step('close journal', () => this.journal.close());
-    await step('close http', () => withDeadline(this.http.close(), 150));
-    await step('flush logs', () => this.rejects.flush());
+    if (started) await steps.run('final ping', () => this.pinger.stop(deadline - 200));
+    await steps.run('close journal', () => this.journal.close());
+    await steps.run('close http', () => within(this.http.close(), 150));
+    await steps.run('stop event-loop monitor', () => this.loop.stop());
+    await steps.run('flush logs', () => this.rejects.flush());
     this.state = 'stopped';
   }
-}
-
-/** Resolves when `p` settles or after `ms`, whichever comes first. */
-async function withDeadline(p: Promise<unknown>, ms: number): Promise<void> {
-  let timer: NodeJS.Timeout | undefined;
-  await Promise.race([p, new Promise((r) => (timer = setTimeout(r, ms)))]);
-  clearTimeout(timer);
 }

@@ -1,11 +1,11 @@
 /**
  * Prometheus metrics (prom-client), one registry per daemon so tests can run
- * several daemons in one process. Names per PROTOCOL.md section 4.
+ * several daemons in one process. Names per docs/PROTOCOL.md section 4.
  */
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import { REJECT_REASONS, type RejectReason } from '../protocol/decode.js';
 import type { WorkerState } from '../protocol/schemas.js';
-import type { LoopDelay } from './event-loop.js';
+import type { LoopDelay } from './http/event-loop.js';
 
 export type PingMetricOutcome = 'accepted' | 'throttled' | 'too_large' | 'rejected' | 'failed';
 
@@ -115,7 +115,7 @@ export class Metrics {
     });
   }
 
-  /** Where the event-loop delay gauges read from (the HTTP routes own the monitor). */
+  /** Where the event-loop delay gauges read from (the daemon owns the monitor; /livez reads it too). */
   eventLoop(source: () => LoopDelay): void {
     this.loopDelay = source;
   }

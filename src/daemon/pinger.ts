@@ -60,6 +60,16 @@ export class Pinger {
     this.schedule();
   }
 
+  /**
+   * Starts the loop once `gate` settles, if `go()` still says so: the
+   * daemon's first ping waits for the shared-subject probe, so a daemon that
+   * must refuse never announces its node.
+   */
+  startAfter(gate: Promise<unknown>, go: () => boolean): void {
+    const then = () => void (go() && this.start());
+    gate.then(then, then);
+  }
+
   /** A transition happened: ping within urgent_flush_ms (unless told to wait). */
   urgent(): void {
     if (this.stopped) return;

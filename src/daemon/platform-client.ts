@@ -1,6 +1,6 @@
 /**
  * POSTs one ping part to the platform and classifies the answer per
- * PROTOCOL.md section 3. Every request is aborted when its timeout passes,
+ * docs/PROTOCOL.md section 3. Every request is aborted when its timeout passes,
  * including a platform that sends headers and then stalls the body.
  */
 import { parseRetryAfter } from '../core/pacer.js';

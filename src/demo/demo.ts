@@ -2,8 +2,9 @@
  * `hbagg demo`: the whole picture in one process. A NATS server (found or
  * started), the reference receiver as the platform, a real `Daemon`, and
  * simulated workers that beat, get busy, shut down gracefully, crash and
- * restart, following `script.ts`. Signals are the CLI's business: it calls
- * `stop()`.
+ * restart, following `script.ts` (played by `director.ts`). This module only
+ * starts and stops the parts and feeds the view; signals are the CLI's
+ * business: it calls `stop()`.
  */
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -14,11 +15,16 @@ import { pino, type Logger } from 'pino';
 import { loadConfig } from '../config/index.js';
 import { Daemon } from '../daemon/daemon.js';
 import { createLogger } from '../daemon/logger.js';
-import { formatEvent, startReceiver, type Receiver, type ReceiverEvent } from '../receiver/index.js';
+import { startReceiver, type Receiver } from '../receiver/index.js';
+import { StepRunner } from '../util/index.js';
+import { Director } from './director.js';
+import { EventFeed } from './event-feed.js';
 import { findOrStartNats, type NatsSource } from './nats.js';
-import { actsOfCycle, type Act } from './script.js';
 import { SimWorker } from './sim-worker.js';
-import { Screen, reduction, seconds, type DemoSnapshot, type ScreenOutput } from './view.js';
+import { MAX_INTERVAL_MS, MIN_INTERVAL_MS, type DemoSummary } from './summary.js';
+import { Screen, type DemoSnapshot, type ScreenOutput } from './view.js';
+
+export { formatSummary, type DemoSummary } from './summary.js';
 
 /** Lifecycle of a demo run. */
 export type DemoState = 'created' | 'starting' | 'running' | 'stopping' | 'stopped';
@@ -38,27 +44,6 @@ export interface DemoOptions {
   beatIntervalMs?: number;
 }
 
-export interface DemoSummary {
-  elapsedMs: number;
-  workers: number;
-  nats: string;
-  /** Beats the simulated workers sent. */
-  beatsSent: number;
-  /** Beats the daemon accepted. */
-  beatsIn: number;
-  /** Pings the receiver accepted. */
-  pingsOut: number;
-  /** Sum of `beats` over the pings the receiver accepted. */
-  beatsReported: number;
-  /** Pings the receiver refused (expected: 0). */
-  pingsRejected: number;
-  intervalMs: number;
-  /** What the receiver saw, by `type.change`. */
-  transitions: Record<string, number>;
-}
-
-const MIN_INTERVAL_MS = 1_000;
-const MAX_INTERVAL_MS = 8_000;
 const REFRESH_MS = 250;
 
 export class Demo {
@@ -72,14 +57,14 @@ export class Demo {
   private stateDir: string | undefined;
   private screen: Screen | undefined;
   private sims: SimWorker[] = [];
-  private readonly recent: string[] = [];
+  private readonly feed = new EventFeed(
+    () => this.elapsed(),
+    (t, text) => this.screen?.event(t, text),
+  );
+  private director: Director | undefined;
   private startedAt = 0;
   private refresh: NodeJS.Timeout | undefined;
   private deadline: NodeJS.Timeout | undefined;
-  private director: NodeJS.Timeout | undefined;
-  private cycle = 0;
-  private pending: Act[] = [];
-  private readonly acts = new Set<Promise<void>>();
   private starting: Promise<void> | undefined;
   private stopping: Promise<DemoSummary> | undefined;
   private resolveDone!: (s: DemoSummary) => void;
@@ -122,7 +107,13 @@ export class Demo {
     if (this.stopping) return;
     this._state = 'running';
     this.refresh = setInterval(() => void this.draw(), REFRESH_MS);
-    this.director = setInterval(() => this.direct(), 100);
+    this.director = new Director({
+      sims: this.sims,
+      elapsed: () => this.elapsed(),
+      running: () => this._state === 'running',
+      note: (text) => this.feed.note(text),
+    });
+    this.director.start();
     if (this.opts.durationMs !== undefined) this.deadline = setTimeout(() => void this.stop(), this.opts.durationMs);
     await this.draw();
   }
@@ -132,7 +123,7 @@ export class Demo {
     const how = { given: 'as given', found: 'found running', started: 'started for the demo' }[this.nats.kind];
     this.say(`nats      ${this.nats.url} (${how})`);
 
-    this.receiver = await startReceiver({ onEvent: (e) => this.onEvent(e) });
+    this.receiver = await startReceiver({ onEvent: (e) => this.feed.platform(e) });
     this.say(`platform  ${this.receiver.url}/v1/heartbeats (the reference receiver, in process)`);
 
     this.stateDir = mkdtempSync(path.join(tmpdir(), 'hbagg-demo-'));
@@ -157,8 +148,9 @@ export class Demo {
     this.daemon = new Daemon(cfg, this.log);
     await this.daemon.start();
     await this.daemon.natsReady();
-    if (!this.daemon.nats.ready) throw new Error(`the daemon could not subscribe on ${this.nats.url}`);
-    this.say(`daemon    http://127.0.0.1:${this.daemon.http.address()?.port ?? '?'} (try /v1/workers, /metrics), subjects ${prefix}.beat.*`);
+    const d = await this.daemon.snapshot();
+    if (!d.nats.ready) throw new Error(`the daemon could not subscribe on ${this.nats.url}`);
+    this.say(`daemon    http://127.0.0.1:${d.http?.port ?? '?'} (try /v1/workers, /metrics), subjects ${prefix}.beat.*`);
 
     const beatIntervalMs = this.opts.beatIntervalMs ?? 500;
     this.sims = Array.from({ length: this.workerCount }, (_, i) => new SimWorker({
@@ -182,7 +174,7 @@ export class Demo {
     await this.starting?.catch(() => undefined);
     this._state = 'stopping';
     clearTimeout(this.deadline);
-    clearInterval(this.director);
+    this.director?.stop();
     clearInterval(this.refresh);
     const elapsedMs = this.elapsed();
     const beatsSent = this.sims.reduce((n, s) => n + s.beats, 0);
@@ -194,90 +186,34 @@ export class Demo {
     return summary;
   }
 
-  /** In order: workers, then the daemon (its final ping), then the receiver and NATS. Each step alone. */
+  /** In order: workers, then the daemon (its final ping), then the receiver and NATS. Each step alone, best effort. */
   private async teardown(): Promise<void> {
-    const step = async (fn: () => unknown) => {
-      try {
-        await fn();
-      } catch {
-        // best effort: the next step still runs
-      }
-    };
-    await step(() => withDeadline(Promise.all(this.sims.map((s) => s.close())), 3_000));
-    await step(() => withDeadline(Promise.all(this.acts), 1_000));
-    await step(() => this.daemon?.stop());
-    await step(() => this.draw());
-    await step(() => this.receiver?.close());
-    await step(() => this.nats?.stop());
-    await step(() => this.log?.flush());
-    await step(() => this.stateDir && rmSync(this.stateDir, { recursive: true, force: true }));
+    const steps = new StepRunner();
+    await steps.run('close workers', () => Promise.all(this.sims.map((s) => s.close())), 3_000);
+    await steps.run('finish acts', () => this.director?.settled(), 1_000);
+    await steps.run('stop daemon', () => this.daemon?.stop());
+    await steps.run('last view', () => this.draw());
+    await steps.run('close receiver', () => this.receiver?.close());
+    await steps.run('stop nats', () => this.nats?.stop());
+    await steps.run('flush log', () => this.log?.flush());
+    await steps.run('remove state dir', () => this.stateDir && rmSync(this.stateDir, { recursive: true, force: true }));
   }
 
   private async summarize(elapsedMs: number, beatsSent: number): Promise<DemoSummary> {
     const stats = this.receiver?.stats();
+    const d = await this.daemon?.snapshot();
     return {
       elapsedMs,
       workers: this.workerCount,
       nats: this.nats?.url ?? '-',
       beatsSent,
-      beatsIn: await this.beatsIn(),
+      beatsIn: d?.beatsAccepted ?? 0,
       pingsOut: stats?.pings ?? 0,
       beatsReported: stats?.beats ?? 0,
       pingsRejected: stats?.rejected ?? 0,
-      intervalMs: this.daemon?.pacer.currentIntervalMs() ?? 0,
+      intervalMs: d?.intervalMs ?? 0,
       transitions: stats?.events ?? {},
     };
-  }
-
-  /** Runs the acts that are due; plans the next cycle when one ends. */
-  private direct(): void {
-    if (this._state !== 'running') return;
-    const now = this.elapsed();
-    while (true) {
-      if (this.pending.length === 0) this.pending = actsOfCycle(this.cycle++, this.sims.length);
-      const next = this.pending[0];
-      if (next === undefined || next.atMs > now) return;
-      this.pending.shift();
-      const p = this.perform(next).catch(() => undefined);
-      this.acts.add(p);
-      void p.finally(() => this.acts.delete(p));
-    }
-  }
-
-  private async perform(act: Act): Promise<void> {
-    const sim = this.sims[act.worker];
-    if (!sim) return;
-    if (act.kind === 'crash') {
-      if (sim.phase !== 'running') return;
-      this.note(`${sim.view().id} crashes: it goes silent, no Leave`);
-      await sim.crash();
-    } else if (act.kind === 'restart') {
-      if (sim.phase !== 'crashed') return;
-      this.note(`${sim.view().id} restarts as a new instance`);
-      await sim.start();
-    } else {
-      if (sim.phase !== 'running') return;
-      this.note(`${sim.view().id} gets SIGTERM: draining, finishing its tasks, then stopped`);
-      await sim.shutdown('SIGTERM');
-      await new Promise((r) => setTimeout(r, 1_000));
-      if (this._state !== 'running') return;
-      this.note(`${sim.view().id} restarts as a new instance`);
-      await sim.start();
-    }
-  }
-
-  private onEvent(e: ReceiverEvent): void {
-    const text = formatEvent(e).replace(/ \(node demo-node, /, ' (');
-    this.recent.push(`${seconds(this.elapsed()).padStart(6)}  ${text}`);
-    if (this.recent.length > 50) this.recent.shift();
-    this.screen?.event(this.elapsed(), `platform: ${text}`);
-  }
-
-  /** A scripted act, shown like an event. */
-  private note(text: string): void {
-    this.recent.push(`${seconds(this.elapsed()).padStart(6)}  * ${text}`);
-    if (this.recent.length > 50) this.recent.shift();
-    this.screen?.event(this.elapsed(), `demo: ${text}`);
   }
 
   /** Setup lines before the view starts. */
@@ -290,62 +226,27 @@ export class Demo {
     this.screen.show(await this.snapshot());
   }
 
+  /** What the view shows: the daemon's own snapshot, the receiver's counts, the simulated workers, the feed. */
   async snapshot(): Promise<DemoSnapshot> {
-    const d = this.daemon;
+    const d = await this.daemon?.snapshot();
     return {
       elapsedMs: this.elapsed(),
       nats: this.nats?.url ?? '-',
       receiverUrl: this.receiver?.url ?? '-',
-      daemonUrl: d ? `http://127.0.0.1:${d.http.address()?.port ?? '?'}` : '-',
-      workers: d?.registry.countByState() ?? { active: 0, draining: 0, stopped: 0, lost: 0 },
-      beatsIn: await this.beatsIn(),
+      daemonUrl: d ? `http://127.0.0.1:${d.http?.port ?? '?'}` : '-',
+      workers: d?.workers ?? { active: 0, draining: 0, stopped: 0, lost: 0 },
+      beatsIn: d?.beatsAccepted ?? 0,
       pingsOut: this.receiver?.stats().pings ?? 0,
-      intervalMs: d?.pacer.currentIntervalMs() ?? 0,
+      intervalMs: d?.intervalMs ?? 0,
       minIntervalMs: MIN_INTERVAL_MS,
       maxIntervalMs: MAX_INTERVAL_MS,
       sims: this.sims.map((s) => s.view()),
-      recent: [...this.recent],
+      recent: this.feed.recent(),
       ending: this._state === 'stopping' || this._state === 'stopped',
     };
-  }
-
-  private async beatsIn(): Promise<number> {
-    if (!this.daemon) return 0;
-    const m = await this.daemon.metrics.beatsAccepted.get();
-    return m.values.reduce((n, v) => n + v.value, 0);
   }
 
   private elapsed(): number {
     return performance.now() - this.startedAt;
   }
-}
-
-/** The closing report, for people (and for CI, which looks for "pings received by the platform"). */
-export function formatSummary(s: DemoSummary): string {
-  const t = s.transitions;
-  const n = (k: string) => t[k] ?? 0;
-  const workerChanges = ['appeared', 'restarted', 'draining', 'stopped', 'lost', 'returned']
-    .map((c) => `${c} ${n(`worker.${c}`)}`)
-    .join(', ');
-  const lines = [
-    '',
-    `hbagg demo summary (${seconds(s.elapsedMs)}, ${s.workers} simulated workers, nats ${s.nats})`,
-    `  beats sent by the workers        ${s.beatsSent}`,
-    `  beats accepted by the daemon     ${s.beatsIn}`,
-    `  pings received by the platform:  ${s.pingsOut}`,
-    `  reduction (beats in / pings out) ${reduction(s.beatsIn, s.pingsOut)}`,
-    `  beats reported in those pings    ${s.beatsReported}`,
-    `  ping interval at the end         ${s.intervalMs} ms (min ${MIN_INTERVAL_MS}, max ${MAX_INTERVAL_MS})`,
-    `  worker transitions the platform saw: ${workerChanges}`,
-    `  node: ${n('node.final') > 0 ? 'final ping received, lease released cleanly' : 'no final ping seen'}` +
-      (s.pingsRejected > 0 ? `; ${s.pingsRejected} pings REJECTED by the receiver` : ''),
-    '',
-  ];
-  return lines.join('\n');
-}
-
-async function withDeadline(p: Promise<unknown>, ms: number): Promise<void> {
-  let timer: NodeJS.Timeout | undefined;
-  await Promise.race([p, new Promise((r) => (timer = setTimeout(r, ms)))]);
-  clearTimeout(timer);
 }

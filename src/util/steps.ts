@@ -17,6 +17,8 @@ export interface StepRunnerOptions {
   now?: () => number;
   /** Told after each step, for logging. */
   onStep?: (result: StepResult) => void;
+  /** Told what a failing step threw, before `onStep` (for logs that want the error itself, stack and all). */
+  onError?: (name: string, err: unknown) => void;
   /** Races a promise against a timer; the default uses real timers. Fake schedulers pass their own. */
   settleWithin?: (p: Promise<unknown>, ms: number) => Promise<boolean>;
 }
@@ -52,11 +54,15 @@ export class StepRunner {
         if (!(await this.race(caught, timeoutMs))) error = `did not finish within ${timeoutMs} ms`;
         else {
           const err = await caught;
-          if (err !== undefined) error = errorText(err);
+          if (err !== undefined) {
+            error = errorText(err);
+            this.opts.onError?.(name, err);
+          }
         }
       }
     } catch (err) {
       error = errorText(err);
+      this.opts.onError?.(name, err);
     }
     const result: StepResult = { name, ms: this.now() - t0, ok: error === undefined };
     if (error !== undefined) result.error = error;
@@ -66,6 +72,8 @@ export class StepRunner {
   }
 }
 
+/** A one-line readable form of anything thrown. */
 export function errorText(err: unknown): string {
-  return err instanceof Error ? err.message : String(err);
+  if (err instanceof Error) return err.message || err.name;
+  return String(err);
 }

@@ -14,7 +14,7 @@ import {
   type PlatformStub,
   type RecordedPing,
   type TestDaemon,
-} from '../helpers/index.js';
+} from '../../testing/index.js';
 import type { Ping } from '../../src/protocol/schemas.js';
 
 const body = (r: RecordedPing) => r.body as Ping;
@@ -61,7 +61,7 @@ describe('the daemon against a real nats-server and platform', () => {
         await nc.flush();
         await sleep(Math.max(0, started + seq * 100 - Date.now()));
       }
-      await waitFor(() => d.daemon.registry.snapshot().every((e) => e.seq === rounds), { message: 'all seqs applied' });
+      await waitFor(() => d.daemon.workers().every((e) => e.seq === rounds), { message: 'all seqs applied' });
       await d.stop();
 
       const pings = stub.accepted().map(body);
@@ -169,7 +169,7 @@ describe('the daemon against a real nats-server and platform', () => {
       for (const [subject, data] of bad) nc.publish(subject, data);
       nc.publish(`${p}.beat.good`, good(2));
       await nc.flush();
-      await waitFor(() => d.daemon.registry.snapshot().find((w) => w.worker === 'good')?.seq === 2);
+      await waitFor(() => d.daemon.workers().find((w) => w.worker === 'good')?.seq === 2);
       const metrics = await (await fetch(`${d.base}/metrics`)).text();
       const count = (reason: string) => Number(new RegExp(`hbagg_beats_rejected_total\\{reason="${reason}"\\} (\\d+)`).exec(metrics)?.[1]);
       expect(count('invalid_json')).toBe(2);
@@ -179,7 +179,7 @@ describe('the daemon against a real nats-server and platform', () => {
       expect(count('too_large')).toBe(1);
       expect(count('stale')).toBe(1);
       expect(metrics).toMatch(/hbagg_beats_accepted_total 2\b/);
-      const workers = d.daemon.registry.snapshot();
+      const workers = d.daemon.workers();
       expect(workers.map((w) => w.worker)).toEqual(['good']);
       expect(workers[0]!.beats + stub.accepted().map(body).flatMap((b) => b.workers).reduce((n, w) => n + w.beats, 0)).toBe(2);
     });

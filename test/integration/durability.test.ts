@@ -1,5 +1,5 @@
 /**
- * Terminal states survive kill -9 (PROTOCOL.md 2.7): a real `hbagg run`
+ * Terminal states survive kill -9 (docs/PROTOCOL.md 2.7): a real `hbagg run`
  * process is killed while the platform refuses every ping and Leaves are in
  * flight; a new daemon on the same state dir delivers every `stopped` it had
  * acknowledged and every `lost` the platform had been shown.
@@ -9,8 +9,8 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { JOURNAL_FILE } from '../../src/daemon/journal.js';
-import { decodeLine } from '../../src/daemon/journal-record.js';
+import { JOURNAL_FILE } from '../../src/daemon/journal/journal.js';
+import { decodeLine } from '../../src/daemon/journal/journal-record.js';
 import type { LeaveReply, Ping, PingWorker } from '../../src/protocol/schemas.js';
 import {
   natsClient,
@@ -22,7 +22,7 @@ import {
   waitFor,
   type NatsServerHandle,
   type PlatformStub,
-} from '../helpers/index.js';
+} from '../../testing/index.js';
 
 const runCli = (env: Record<string, string>) => spawnHbagg(['run'], env);
 
@@ -165,7 +165,7 @@ describe('terminal states across kill -9', () => {
 
         // The acknowledged Leaves stay in force: beats of a stopped instance are suppressed after the restart.
         const suppressed = async () =>
-          (await d2.daemon.metrics.beatsRejected.get()).values.find((v) => v.labels.reason === 'suppressed')?.value ?? 0;
+          (await d2.daemon.snapshot()).beatsRejected.suppressed;
         const before = await suppressed();
         for (const w of acknowledged.slice(0, 10)) nc.publish(`${prefix}.beat.${w}`, beat(w, 'i1', 99));
         await nc.flush();
@@ -201,13 +201,16 @@ describe('terminal states across kill -9', () => {
         await nc.request(`${d.prefix}.leave.${w}`, JSON.stringify({ v: 1, worker: w, instance: 'i1', seq: 2, phase: 'stopped' }), { timeout: 3000 });
       }
       // Every stopped accepted: 20 puts and 20 acks appended, nothing held...
-      await waitFor(() => d.daemon.journal.stats.held === 0 && d.daemon.journal.stats.records >= 40, { message: 'puts and acks journaled' });
+      await waitFor(async () => {
+        const { journal } = await d.daemon.snapshot();
+        return journal.held === 0 && journal.records >= 40;
+      }, { message: 'puts and acks journaled' });
       // ...and the next cron tick rewrites the file to the live set: no terminal entry, the 20 retirements (still in force).
       const onlyRetirements = () => {
         const lines = readFileSync(path.join(dir, JOURNAL_FILE), 'utf8').split('\n').filter(Boolean);
         return lines.length === 20 && lines.every((l) => decodeLine(l).ok && l.includes('"op":"retire"'));
       };
-      await waitFor(() => d.daemon.journal.stats.compactions >= 1 && onlyRetirements(), {
+      await waitFor(async () => (await d.daemon.snapshot()).journal.compactions >= 1 && onlyRetirements(), {
         timeoutMs: 5000,
         message: 'compacted by cron',
       });

@@ -19,7 +19,7 @@ import {
   type NatsServerHandle,
   type PlatformStub,
   type TestDaemon,
-} from '../helpers/index.js';
+} from '../../testing/index.js';
 
 const json = <T>(m: Msg): T => JSON.parse(m.string()) as T;
 
@@ -62,7 +62,7 @@ describe('the hbagg NATS service', () => {
 
   const start = async (env: Record<string, string> = {}) => {
     d = await startTestDaemon({ natsUrl: nats.url, platformUrl: stub.url, env: { HBAGG_NODE_ID: 'svc-node', ...env } });
-    const id = (await waitFor(() => d!.daemon.fleet.micro, { message: 'service registered' })).id;
+    const id = await waitFor(async () => (await d!.daemon.snapshot()).fleet.serviceId, { message: 'service registered' });
     // Registered means the server has the subscriptions: discovery answers.
     await waitFor(() => nc.request(`$SRV.PING.hbagg.${id}`, undefined, { timeout: 500 }).then(() => true), { message: 'service discoverable' });
     return d;
@@ -75,7 +75,7 @@ describe('the hbagg NATS service', () => {
     expect(info.metadata).toEqual({
       node: 'svc-node',
       subject_prefix: t.prefix,
-      instance: t.daemon.info.instance,
+      instance: (await t.daemon.snapshot()).info.instance,
       http: t.base.replace('http://', ''),
     });
     expect(info.endpoints).toEqual([
@@ -107,7 +107,7 @@ describe('the hbagg NATS service', () => {
   it('workers: like GET /v1/workers, needs http.token (header or body field) and shows no meta values without http.expose_meta', async () => {
     const t = await start({ HBAGG_HTTP_TOKEN: 'tok-2' });
     nc.publish(`${t.prefix}.beat.w-meta`, beat('w-meta', 1, { meta: { role: 'secret-role' } }));
-    await waitFor(() => t.daemon.registry.snapshot().length === 1, { message: 'beat heard' });
+    await waitFor(() => t.daemon.workers().length === 1, { message: 'beat heard' });
 
     const refused = await nc.request('hbagg.svc-node.workers', JSON.stringify({ token: 'wrong' }), { timeout: 2000 });
     expect(refused.headers?.get('Nats-Service-Error-Code')).toBe('401');
@@ -126,11 +126,14 @@ describe('the hbagg NATS service', () => {
   it('status: pacer, last ping, workers by state and journal health; fleet marks a node whose pings fail', async () => {
     const t = await start();
     nc.publish(`${t.prefix}.beat.w1`, beat('w1', 1));
-    await waitFor(() => t.daemon.pinger.last?.outcome === 'accepted' && t.daemon.registry.countByState().active === 1);
+    await waitFor(async () => {
+      const snap = await t.daemon.snapshot();
+      return (snap.pings.accepted ?? 0) >= 1 && snap.workers.active === 1;
+    });
     const s = json<StatusBody>(await nc.request('hbagg.svc-node.status', undefined, { timeout: 2000 }));
     expect(s).toMatchObject({
       node: 'svc-node',
-      instance: t.daemon.info.instance,
+      instance: (await t.daemon.snapshot()).info.instance,
       version: VERSION,
       subject_prefix: t.prefix,
       workers: { active: 1, draining: 0, stopped: 0, lost: 0 },
@@ -141,13 +144,13 @@ describe('the hbagg NATS service', () => {
     expect(['idle', 'pinging']).toContain(s.pacer.state);
     expect(s.pacer.interval_ms).toBeGreaterThan(0);
 
-    const healthy = await runFleet({ nats: t.daemon.config.nats, waitMs: 500, json: false });
+    const healthy = await runFleet({ nats: t.config.nats, waitMs: 500, json: false });
     expect(healthy.code).toBe(0);
 
     stub.respondWith({ status: 500, body: { error: 'down' } });
     nc.publish(`${t.prefix}.beat.w2`, beat('w2', 1));
-    await waitFor(() => t.daemon.pinger.last?.outcome === 'failed', { message: 'a failed ping' });
-    const r = await runFleet({ nats: t.daemon.config.nats, waitMs: 500, json: false });
+    await waitFor(async () => ((await t.daemon.snapshot()).pings.failed ?? 0) >= 1, { message: 'a failed ping' });
+    const r = await runFleet({ nats: t.config.nats, waitMs: 500, json: false });
     expect(r.code).toBe(1);
     const row = r.stdout.split('\n').find((l) => l.includes('svc-node')) ?? '';
     expect(row.startsWith('!')).toBe(true);
@@ -164,7 +167,7 @@ describe('the hbagg NATS service', () => {
     });
     await nc.flush();
     setTimeout(() => passing.unsubscribe(), 1_000);
-    expect(await t.daemon.fleet.guard.recheck(t.daemon.nats.connection!)).toBeUndefined();
+    expect(await t.daemon.testHooks.recheckSharedSubjects()).toBeUndefined();
     expect((await fetch(`${t.base}/healthz`)).status).toBe(200);
   });
 
@@ -176,8 +179,7 @@ describe('the hbagg NATS service', () => {
       },
     });
     await nc.flush();
-    const conn = t.daemon.nats.connection!;
-    expect((await t.daemon.fleet.guard.recheck(conn))?.node).toBe('other-node');
+    expect((await t.daemon.testHooks.recheckSharedSubjects())?.node).toBe('other-node');
     await waitFor(() => t.logs.some((l) => l.level === 'error' && String(l.msg).includes('node "other-node"')), { message: 'error logged' });
     await waitFor(async () => (await fetch(`${t.base}/healthz`)).status === 503, { message: '/healthz fails' });
     const report = (await (await fetch(`${t.base}/healthz`)).json()) as { checks: Record<string, { status: string; error?: string }> };
@@ -185,19 +187,19 @@ describe('the hbagg NATS service', () => {
     expect(report.checks['subject_space']?.error).toContain('HBAGG_SUBJECT_PREFIX=hb.<node>');
     const s = json<StatusBody>(await nc.request('hbagg.svc-node.status', undefined, { timeout: 2000 }));
     expect(s.twin).toMatchObject({ node: 'other-node', instance: 'other-instance' });
-    const fleet = await runFleet({ nats: t.daemon.config.nats, waitMs: 500, json: true });
+    const fleet = await runFleet({ nats: t.config.nats, waitMs: 500, json: true });
     expect(fleet.code).toBe(1);
     expect(fleet.report?.nodes[0]?.problems.join()).toContain('shares its beat subjects with node "other-node"');
 
     fake.unsubscribe();
     await nc.flush();
-    expect(await t.daemon.fleet.guard.recheck(conn)).toBeUndefined();
+    expect(await t.daemon.testHooks.recheckSharedSubjects()).toBeUndefined();
     await waitFor(async () => (await fetch(`${t.base}/healthz`)).status === 200, { message: '/healthz recovers' });
   });
 
   it('is registered again after a NATS restart, and leaves discovery when the daemon stops', async () => {
     const t = await start();
-    const id = t.daemon.fleet.micro!.id;
+    const id = (await t.daemon.snapshot()).fleet.serviceId;
     const ping = async () => json<Info>(await nc.request(`$SRV.PING.hbagg.${id}`, undefined, { timeout: 300 })).id;
     expect(await ping()).toBe(id);
     await nats.restart();

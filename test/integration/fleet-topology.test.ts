@@ -24,7 +24,7 @@ import {
   type LeafTopology,
   type PlatformStub,
   type TestDaemon,
-} from '../helpers/index.js';
+} from '../../testing/index.js';
 
 interface PingBody {
   node: string;
@@ -154,7 +154,7 @@ describe('two nodes on one shared nats-server', () => {
       expect(err).toContain('local NATS leaf node whose remote does not share hb.>');
       // The first one goes on, and counts the refused one's probe as no twin (it left).
       expect(first.daemon.state).toBe('running');
-      expect(await first.daemon.fleet.guard.recheck(first.daemon.nats.connection!)).toBeUndefined();
+      expect(await first.daemon.testHooks.recheckSharedSubjects()).toBeUndefined();
       // Refused means never announced: not even the node's first (empty) ping.
       expect(stub.requests.filter((r) => (r.body as PingBody).node === 'node-b')).toEqual([]);
     } finally {
@@ -177,7 +177,7 @@ describe('two nodes on one shared nats-server', () => {
       try {
         const nc = await connect({ servers: nats.url, user: 'u', pass: 'p' });
         nc.publish('hb.beat.w-p', beat('w-p', 1));
-        await waitFor(() => d.daemon.registry.snapshot().length === 1, { message: 'beat heard' });
+        await waitFor(() => d.daemon.workers().length === 1, { message: 'beat heard' });
         await nc.close();
       } finally {
         await d.stop();
@@ -198,11 +198,11 @@ describe('two nodes on one shared nats-server', () => {
       nc.publish('hb.node-a.beat.w-a', beat('w-a', 1));
       nc.publish('hb.node-b.beat.w-b', beat('w-b', 1));
       nc.publish('hb.node-b.beat.w-b2', beat('w-b2', 1));
-      const seen = (d: TestDaemon) => d.daemon.registry.snapshot().map((w) => w.worker).sort();
+      const seen = (d: TestDaemon) => d.daemon.workers().map((w) => w.worker).sort();
       await waitFor(() => seen(ds[0]!).length === 1 && seen(ds[1]!).length === 2, { message: 'beats heard' });
       expect(seen(ds[0]!)).toEqual(['w-a']);
       expect(seen(ds[1]!)).toEqual(['w-b', 'w-b2']);
-      for (const d of ds) expect(d.daemon.fleet.guard.twin).toBeUndefined();
+      for (const d of ds) expect((await d.daemon.snapshot()).fleet.twin).toBeUndefined();
     } finally {
       await nc.close();
       await Promise.all(ds.map((d) => d.stop()));

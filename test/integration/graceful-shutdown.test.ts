@@ -18,7 +18,7 @@ import {
   type NatsServerHandle,
   type PlatformStub,
   type RecordedPing,
-} from '../helpers/index.js';
+} from '../../testing/index.js';
 
 const FIXTURE = fileURLToPath(new URL('../fixtures/worker-graceful.ts', import.meta.url));
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
@@ -194,8 +194,8 @@ describe('graceful shutdown of a worker in a child process, with a real daemon',
     }
     expect(entryOf(pings[firstDraining] as RecordedPing, instance)?.seq).toBe(leaveSeqs[0]);
     // And the client sent none the daemon had to suppress.
-    const rejected = (await daemon.metrics.beatsRejected.get()).values;
-    expect(rejected.find((v) => v.labels.reason === 'suppressed')?.value ?? 0).toBe(0);
+    const rejected = (await daemon.snapshot()).beatsRejected;
+    expect(rejected.suppressed).toBe(0);
 
     const leaveAt = w.events.find((e) => e.type === 'leave-request' && e.phase === 'draining')?.t ?? NaN;
     const drainingSeenAt = (pings[firstDraining] as RecordedPing).receivedAt;

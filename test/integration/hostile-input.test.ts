@@ -1,5 +1,5 @@
 /**
- * Hostile input (PROTOCOL.md 1, 2.8, 4): 100,000 generated NATS messages and
+ * Hostile input (docs/PROTOCOL.md 1, 2.8, 4): 100,000 generated NATS messages and
  * 10,000 generated HTTP bodies (fast-check, a fresh seed each run, printed;
  * set HBAGG_FUZZ_SEED to replay one), plus the files of
  * test/fixtures/hostile-corpus. Random bytes, deep and huge JSON,
@@ -27,7 +27,7 @@ import {
   type NatsServerHandle,
   type PlatformStub,
   type TestDaemon,
-} from '../helpers/index.js';
+} from '../../testing/index.js';
 
 const SEED = Number(process.env.HBAGG_FUZZ_SEED ?? Math.floor(Math.random() * 2 ** 31));
 const NATS_MESSAGES = 100_000;
@@ -149,11 +149,11 @@ describe(`hostile input (seed ${SEED})`, () => {
   let okLoop: Promise<void> = Promise.resolve();
 
   const counts = async (): Promise<{ accepted: number; rejected: Counts; leaves: number }> => {
-    const m = d.daemon.metrics;
+    const s = await d.daemon.snapshot();
     const rejected: Counts = {};
-    for (const v of (await m.beatsRejected.get()).values) add(rejected, v.labels.reason as RejectReason, v.value);
-    const accepted = (await m.beatsAccepted.get()).values.reduce((n, v) => n + v.value, 0);
-    const leaves = (await m.leaves.get()).values.reduce((n, v) => n + v.value, 0);
+    for (const [reason, n] of Object.entries(s.beatsRejected)) add(rejected, reason as RejectReason, n);
+    const accepted = s.beatsAccepted;
+    const leaves = Object.values(s.leaves).reduce((n, byPhase) => n + Object.values(byPhase).reduce((a, b) => a + b, 0), 0);
     return { accepted, rejected, leaves };
   };
   const processed = (c: { accepted: number; rejected: Counts }) => c.accepted + Object.values(c.rejected).reduce((a, b) => a + (b ?? 0), 0);
@@ -187,7 +187,7 @@ describe(`hostile input (seed ${SEED})`, () => {
     };
     for (let i = 0; i < OK_WORKERS; i++) okBeat(`ok-${i}`);
     await nc.flush();
-    await waitFor(() => d.daemon.registry.size === OK_WORKERS, { message: 'valid workers registered' });
+    await waitFor(async () => (await d.daemon.snapshot()).tracked === OK_WORKERS, { message: 'valid workers registered' });
     okLoop = (async () => {
       while (okRunning) {
         await sleep(100);
@@ -230,7 +230,7 @@ describe(`hostile input (seed ${SEED})`, () => {
           ? 'accepted'
           : REJECT_REASONS.find((r) => (after.rejected[r] ?? 0) > (before.rejected[r] ?? 0)) ?? 'nothing';
         if (got !== dir) wrong.push(`nats ${dir}/${name}: ${got}`);
-        if (dir === 'accepted' && !d.daemon.registry.snapshot().some((e) => e.worker === worker)) wrong.push(`nats ${dir}/${name}: not tracked`);
+        if (dir === 'accepted' && !d.daemon.workers().some((e) => e.worker === worker)) wrong.push(`nats ${dir}/${name}: not tracked`);
 
         // The same bytes as an HTTP body (no subject there: judged by the reference).
         const want = expectHttp(data, 'application/json');
@@ -251,7 +251,7 @@ describe(`hostile input (seed ${SEED})`, () => {
     expect(Object.keys(Object.prototype)).toEqual([]);
     expect(({} as Record<string, unknown>).polluted).toBeUndefined();
     // Workers named __proto__ and constructor are ordinary workers.
-    expect(d.daemon.registry.snapshot().filter((e) => ['__proto__', 'constructor', 'prototype'].includes(e.worker))).toHaveLength(3);
+    expect(d.daemon.workers().filter((e) => ['__proto__', 'constructor', 'prototype'].includes(e.worker))).toHaveLength(3);
   }, 60_000);
 
   it(`survives ${NATS_MESSAGES.toLocaleString('en')} hostile NATS messages with every rejection counted by reason`, async () => {
@@ -354,7 +354,7 @@ describe(`hostile input (seed ${SEED})`, () => {
         },
         { timeoutMs: 20_000, message: `chunk ${chunk}: every delivered message processed` },
       );
-      expect(d.daemon.registry.size).toBeLessThanOrEqual(MAX_WORKERS);
+      expect((await d.daemon.snapshot()).tracked).toBeLessThanOrEqual(MAX_WORKERS);
     }
     const seconds = (performance.now() - started) / 1000;
     const after = await counts();
@@ -373,7 +373,7 @@ describe(`hostile input (seed ${SEED})`, () => {
     expect(delta('capacity')).toBeGreaterThan(0);
     expect(after.leaves - before.leaves).toBe(leavesDelivered + goneLeaves);
     expect(d.daemon.state).toBe('running');
-    expect(d.daemon.nats.ready).toBe(true);
+    expect((await d.daemon.snapshot()).nats.ready).toBe(true);
     expect((await fetch(`${d.base}/livez`)).status).toBe(200);
     expect(Object.keys(Object.prototype)).toEqual([]);
     expect(({} as Record<string, unknown>).polluted).toBeUndefined();
@@ -382,7 +382,7 @@ describe(`hostile input (seed ${SEED})`, () => {
       `NATS: ${sent} hostile messages in ${seconds.toFixed(1)} s (${Math.round(sent / seconds)}/s; ${undelivered} on subjects the daemon does not hear), ` +
         `rejected by reason ${JSON.stringify(Object.fromEntries(REJECT_REASONS.map((r) => [r, delta(r)])))}, ` +
         `decoded ${expected.decoded ?? 0} (flood ${crafted.flood}, capacity rejections ${delta('capacity')}), leaves ${leavesDelivered}; ` +
-        `tracked workers ${d.daemon.registry.size}/${MAX_WORKERS}`,
+        `tracked workers ${(await d.daemon.snapshot()).tracked}/${MAX_WORKERS}`,
     );
     stub.clear();
   }, 120_000);
@@ -493,7 +493,7 @@ describe(`hostile input (seed ${SEED})`, () => {
     okRunning = false;
     await okLoop;
     await nc.flush();
-    await waitFor(() => [...okSeq].every(([w, s]) => d.daemon.registry.snapshot().find((e) => e.worker === w)?.seq === s), {
+    await waitFor(() => [...okSeq].every(([w, s]) => d.daemon.workers().find((e) => e.worker === w)?.seq === s), {
       message: 'last valid beats applied',
     });
     await d.stop();

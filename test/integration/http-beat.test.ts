@@ -8,9 +8,9 @@ import {
   type NatsServerHandle,
   type PlatformStub,
   type TestDaemon,
-} from '../helpers/index.js';
-import { HttpServer } from '../../src/daemon/http-server.js';
-import { MAX_BEATS_PER_REQUEST } from '../../src/daemon/routes.js';
+} from '../../testing/index.js';
+import { HttpServer } from '../../src/daemon/http/server.js';
+import { MAX_BEATS_PER_REQUEST } from '../../src/daemon/http/routes.js';
 import { rawRequest, writeAll } from './raw-http.js';
 
 const TOKEN = 's3cret-token-for-tests';
@@ -46,7 +46,7 @@ describe('POST /v1/beat and /v1/leave over HTTP', () => {
     nats = await startNatsServer();
     stub = await startPlatformStub();
     t = await startTestDaemon({ natsUrl: nats.url, platformUrl: stub.url, env: { HBAGG_HTTP_TOKEN: TOKEN } });
-    port = t.daemon.http.address()!.port;
+    port = (await t.daemon.snapshot()).http!.port;
   });
 
   afterAll(async () => {
@@ -82,7 +82,7 @@ describe('POST /v1/beat and /v1/leave over HTTP', () => {
   it('accepts one beat with 202 and tracks the worker, as if it came over NATS', async () => {
     const r = await post('/v1/beat', beat('http-one'));
     expect(r).toMatchObject({ status: 202, json: { accepted: 1, rejected: [] } });
-    expect(t.daemon.registry.snapshot().find((w) => w.worker === 'http-one')).toMatchObject({ state: 'active' });
+    expect(t.daemon.workers().find((w) => w.worker === 'http-one')).toMatchObject({ state: 'active' });
     await waitFor(() => stub.requests.some((p) => JSON.stringify(p.body).includes('"http-one"')), {
       message: 'the worker reaches the platform',
     });

@@ -1,5 +1,6 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import {
+  quantile,
   startNatsServer,
   startPlatformStub,
   startTestDaemon,
@@ -7,13 +8,13 @@ import {
   type NatsServerHandle,
   type PlatformStub,
   type TestDaemon,
-} from '../helpers/index.js';
-import type { HealthCheck, HealthReport } from '../../src/daemon/health.js';
-import { CHECK_TIMEOUT_MS } from '../../src/daemon/health-checks.js';
+} from '../../testing/index.js';
+import type { HealthCheck, HealthReport } from '../../src/daemon/http/health.js';
+import { CHECK_TIMEOUT_MS } from '../../src/daemon/http/health-checks.js';
 import { execFile } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
-import { get, percentile, rawRequest } from './raw-http.js';
+import { get, rawRequest } from './raw-http.js';
 
 interface StormAnswer {
   path: string;
@@ -59,7 +60,7 @@ function hangingCheck(name: string, timeoutMs: number): { check: HealthCheck; ca
 function stats(ms: number[]): { p50: number; p99: number; max: number } {
   const sorted = [...ms].sort((a, b) => a - b);
   const r = (x: number) => Math.round(x * 10) / 10;
-  return { p50: r(percentile(sorted, 50)), p99: r(percentile(sorted, 99)), max: r(sorted.at(-1) ?? NaN) };
+  return { p50: r(quantile(sorted, 0.5)), p99: r(quantile(sorted, 0.99)), max: r(sorted.at(-1) ?? NaN) };
 }
 
 /** Log lines no probe may cause: ERR_HTTP_HEADERS_SENT anywhere, any error-level line (but the test's own throwing routes). */
@@ -86,8 +87,8 @@ describe('probes against a daemon with a real nats-server and platform stub', ()
     nats = await startNatsServer();
     stub = await startPlatformStub();
     t = await startTestDaemon({ natsUrl: nats.url, platformUrl: stub.url });
-    port = t.daemon.http.address()!.port;
-    t.daemon.http.onResponse((route, status, ms) => served.push({ route, status, ms }));
+    port = (await t.daemon.snapshot()).http!.port;
+    t.daemon.testHooks.onResponse((route, status, ms) => served.push({ route, status, ms }));
   });
 
   afterAll(async () => {
@@ -120,14 +121,14 @@ describe('probes against a daemon with a real nats-server and platform stub', ()
   it('answers 1,000 concurrent probes within the check timeout + 100 ms, exactly once each, while one check hangs', async () => {
     const timeoutMs = CHECK_TIMEOUT_MS;
     const hung = hangingCheck('platform', timeoutMs);
-    t.daemon.health.set(hung.check);
+    t.daemon.testHooks.setHealthCheck(hung.check);
     const boundMs = timeoutMs + 100;
 
     const storm = async (paths: string[]) => {
       served.splice(0);
-      const roundsBefore = t.daemon.health.rounds;
+      const roundsBefore = (await t.daemon.snapshot()).healthRounds;
       const answers = await probeStorm(port, paths);
-      return { answers, served: served.splice(0), rounds: t.daemon.health.rounds - roundsBefore };
+      return { answers, served: served.splice(0), rounds: (await t.daemon.snapshot()).healthRounds - roundsBefore };
     };
 
     // 1,000 at /healthz: one shared round, the hung check reported as timeout.
@@ -182,9 +183,9 @@ describe('probes against a daemon with a real nats-server and platform stub', ()
 
   it('cleans up after clients that leave before their answer', async () => {
     const hung = hangingCheck('platform', CHECK_TIMEOUT_MS);
-    t.daemon.health.set(hung.check);
+    t.daemon.testHooks.setHealthCheck(hung.check);
     let aborted = 0;
-    t.daemon.http.route('GET', '/test-slow', (_req, _url, ctx) =>
+    t.daemon.testHooks.route('GET', '/test-slow', (_req, _url, ctx) =>
       new Promise((resolve) => {
         ctx.signal.addEventListener('abort', () => {
           aborted++;
@@ -205,10 +206,10 @@ describe('probes against a daemon with a real nats-server and platform stub', ()
   });
 
   it('turns a throwing or rejecting handler into one 500 with a JSON body', async () => {
-    t.daemon.http.route('GET', '/test-throws', () => {
+    t.daemon.testHooks.route('GET', '/test-throws', () => {
       throw new Error('sync boom');
     });
-    t.daemon.http.route('GET', '/test-rejects', () => Promise.reject(new Error('async boom')));
+    t.daemon.testHooks.route('GET', '/test-rejects', () => Promise.reject(new Error('async boom')));
     for (const [path, msg] of [['/test-throws', 'sync boom'], ['/test-rejects', 'async boom']] as const) {
       const a = await rawRequest(port, get(path));
       expect(a.status).toBe(500);
@@ -267,7 +268,7 @@ describe('probes against a daemon with a real nats-server and platform stub', ()
     const own = await startPlatformStub();
     const d = await startTestDaemon({ natsUrl: nats.url, platformUrl: own.url, env: { HBAGG_SHUTDOWN_TIMEOUT_MS: '3000' } });
     try {
-      const p = d.daemon.http.address()!.port;
+      const p = (await d.daemon.snapshot()).http!.port;
       expect((await rawRequest(p, get('/readyz'))).status).toBe(200);
       own.respondWith({ hang: true }); // the final ping hangs, so stopping takes a while
       const stopping = d.stop();

@@ -15,7 +15,7 @@ import {
   type NatsServerHandle,
   type PlatformStub,
   type TestDaemon,
-} from '../helpers/index.js';
+} from '../../testing/index.js';
 
 describe('a nats-server restart', () => {
   let nats: NatsServerHandle;
@@ -53,7 +53,7 @@ describe('a nats-server restart', () => {
         }),
     );
     await Promise.all(clients.map((c) => c.start()));
-    const seqOf = (w: string) => d.daemon.registry.snapshot().find((e) => e.worker === w)?.seq ?? -1;
+    const seqOf = (w: string) => d.daemon.workers().find((e) => e.worker === w)?.seq ?? -1;
     const allBeyond = (marks: Map<string, number>) => clients.every((c) => seqOf(c.worker) > marks.get(c.worker)!);
     await waitFor(() => clients.every((c) => seqOf(c.worker) >= 2), { message: 'all clients beating' });
     expect(await readyz()).toBe(200);
@@ -63,7 +63,7 @@ describe('a nats-server restart', () => {
       await nats.kill();
       const killed = Date.now();
       await waitFor(async () => (await readyz()) === 503, { timeoutMs: 5000, message: '/readyz 503 while nats is down' });
-      expect(d.daemon.nats.state).toBe('disconnected');
+      expect((await d.daemon.snapshot()).nats.state).toBe('disconnected');
       await sleep(500);
       await nats.restart();
       const restarted = Date.now();
@@ -90,7 +90,7 @@ describe('a nats-server restart', () => {
     for (const p of pings) for (const w of p.workers) counted.set(w.worker, (counted.get(w.worker) ?? 0) + w.beats);
     const totalSent = [...sent.values()].reduce((a, b) => a + b, 0) - 1; // rc-0's last seq went to its Leave
     const totalCounted = [...counted.values()].reduce((a, b) => a + b, 0);
-    const acceptedByDaemon = (await d.daemon.metrics.beatsAccepted.get()).values[0]?.value ?? 0;
+    const acceptedByDaemon = (await d.daemon.snapshot()).beatsAccepted;
     console.info(
       `nats kill/restart x3: ${outages.map((o) => `down ${o.downMs} ms, ready ${o.readyAfterMs} ms and beats ${o.beatsAfterMs} ms after the restart`).join('; ')}; ` +
         `beats sent ${totalSent}, accepted by the daemon ${acceptedByDaemon}, counted in accepted pings ${totalCounted}; ` +
@@ -117,16 +117,16 @@ describe('a NATS outage longer than the loss threshold', () => {
     );
     try {
       await Promise.all(clients.map((c) => c.start()));
-      const seqOf = (w: string) => d.daemon.registry.snapshot().find((e) => e.worker === w)?.seq ?? -1;
+      const seqOf = (w: string) => d.daemon.workers().find((e) => e.worker === w)?.seq ?? -1;
       await waitFor(() => clients.every((c) => seqOf(c.worker) >= 2), { message: 'all clients beating' });
 
       await nats.kill();
-      await waitFor(() => d.daemon.nats.state === 'disconnected', { message: 'daemon saw the outage' });
+      await waitFor(async () => (await d.daemon.snapshot()).nats.state === 'disconnected', { message: 'daemon saw the outage' });
       await clients[2]!.close(); // dies while nobody can hear it: no Leave
       await sleep(3000); // three times lost_after_min_ms
-      expect(d.daemon.registry.snapshot().filter((e) => e.state === 'lost')).toEqual([]);
+      expect(d.daemon.workers().filter((e) => e.state === 'lost')).toEqual([]);
       await nats.restart();
-      await waitFor(() => d.daemon.nats.ready, { timeoutMs: 10_000, message: 'daemon back' });
+      await waitFor(async () => (await d.daemon.snapshot()).nats.ready, { timeoutMs: 10_000, message: 'daemon back' });
 
       // The dead one is reported once the daemon has listened for the threshold again; the others never.
       const lost = await waitFor(

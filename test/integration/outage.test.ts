@@ -1,5 +1,5 @@
 /**
- * A platform outage with 1,000 workers, time compressed (PROTOCOL.md 2.7, 3):
+ * A platform outage with 1,000 workers, time compressed (docs/PROTOCOL.md 2.7, 3):
  * memory stays flat (every try is rebuilt from the registry), every beat and
  * every terminal state reaches the platform after it returns, the catch-up
  * ping goes out within a second of its return, Retry-After is honoured, and
@@ -11,6 +11,8 @@ import v8 from 'node:v8';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { LeaveReply, Ping, PingWorker } from '../../src/protocol/schemas.js';
+import type { Daemon } from '../../src/daemon/daemon.js';
+import type { PingMetricOutcome } from '../../src/daemon/metrics.js';
 import {
   natsClient,
   sleep,
@@ -20,7 +22,7 @@ import {
   waitFor,
   type NatsServerHandle,
   type RecordedPing,
-} from '../helpers/index.js';
+} from '../../testing/index.js';
 
 const body = (r: RecordedPing) => r.body as Ping;
 
@@ -179,7 +181,7 @@ describe('a platform outage', () => {
       await nc.flush();
       await waitFor(
         () => {
-          const snap = new Map(d.daemon.registry.snapshot().map((e) => [`${e.worker}/${e.instance}`, e.seq] as const));
+          const snap = new Map(d.daemon.workers().map((e) => [`${e.worker}/${e.instance}`, e.seq] as const));
           return [...beating].every((w) => snap.get(`${w}/${instance.get(w)}`) === seq.get(w));
         },
         { message: 'every beat applied' },
@@ -215,7 +217,7 @@ describe('a platform outage', () => {
           `rss ${rss[0]!.toFixed(0)} -> ${rss.at(-1)!.toFixed(0)} MiB; catch-up ${catchUpMs} ms after the platform returned; ` +
           `beats published ${totalPublished}, counted in accepted pings ${totalCounted}; ` +
           `terminal states delivered ${terminal.size} (lost 150, stopped 100 expected); ` +
-          `journal: ${JSON.stringify(d.daemon.journal.stats)}`,
+          `journal: ${JSON.stringify((await d.daemon.snapshot()).journal)}`,
       );
       // Within a second by design (retries capped at 1 s while refused), plus slack for a busy CI machine.
       expect(catchUpMs).toBeLessThan(2000);
@@ -264,7 +266,8 @@ describe('a platform outage', () => {
     const env = { HBAGG_MIN_INTERVAL_MS: '200', HBAGG_MAX_INTERVAL_MS: '800' };
     const daemons = await Promise.all([1, 2, 3].map(() => startTestDaemon({ natsUrl: nats.url, platformUrl: stub.url, env })));
     try {
-      await waitFor(() => daemons.every((d) => stub.requests.filter((r) => body(r).daemon.instance === d.daemon.info.instance).length >= 5), {
+      const instances = await Promise.all(daemons.map(async (d) => (await d.daemon.snapshot()).info.instance));
+      await waitFor(() => instances.every((instance) => stub.requests.filter((r) => body(r).daemon.instance === instance).length >= 5), {
         timeoutMs: 15_000,
       });
     } finally {
@@ -273,7 +276,7 @@ describe('a platform outage', () => {
     }
     const timesOf = (inst: string) =>
       stub.requests.filter((r) => body(r).daemon.instance === inst && !body(r).batch.final).map((r) => r.receivedAt).slice(0, 5);
-    const series = daemons.map((d) => timesOf(d.daemon.info.instance));
+    const series = await Promise.all(daemons.map(async (d) => timesOf((await d.daemon.snapshot()).info.instance)));
     const gaps = series.map((t) => t.slice(1).map((x, i) => x - t[i]!));
     // Exponential backoff with jitter: the k-th gap lies in [exp/2, exp] (+ slack), exp = 200, 400, 800, 800.
     for (const g of gaps) {
@@ -291,6 +294,6 @@ describe('a platform outage', () => {
   }, 30_000);
 });
 
-async function pingCount(d: { metrics: { pings: { get(): Promise<{ values: { value: number; labels: Record<string, unknown> }[] }> } } }, outcome: string): Promise<number> {
-  return (await d.metrics.pings.get()).values.find((v) => v.labels.outcome === outcome)?.value ?? 0;
+async function pingCount(d: Daemon, outcome: PingMetricOutcome): Promise<number> {
+  return (await d.snapshot()).pings[outcome] ?? 0;
 }

@@ -8,7 +8,7 @@ import { loadConfig } from '../../src/config/index.js';
 import { Daemon } from '../../src/daemon/daemon.js';
 import { createLogger } from '../../src/daemon/logger.js';
 import { startReceiver, type Receiver, type ReceiverEvent } from '../../src/receiver/index.js';
-import { startNatsServer, waitFor, type NatsServerHandle } from '../helpers/index.js';
+import { startNatsServer, waitFor, type NatsServerHandle } from '../../testing/index.js';
 
 // python3 is part of the machine image this project runs on (and CI's): no skip.
 const WORKER = fileURLToPath(new URL('../../examples/python/worker_http.py', import.meta.url));
@@ -50,7 +50,7 @@ describe('the stdlib Python worker over HTTP (examples/python/worker_http.py)', 
     receiver.events.filter((e): e is Extract<ReceiverEvent, { type: 'worker' }> => e.type === 'worker' && e.worker === 'py-http-1' && e.change === change);
 
   it('beats, then on SIGTERM announces draining and stopped, and exits 0', async () => {
-    const url = `http://127.0.0.1:${daemon.http.address()?.port}`;
+    const url = `http://127.0.0.1:${(await daemon.snapshot()).http?.port}`;
     const proc = spawn('python3', [WORKER, '--url', url, '--worker', 'py-http-1', '--interval-ms', '200', '--drain-timeout-ms', '3000'], {
       stdio: ['ignore', 'ignore', 'pipe'],
     });
@@ -60,11 +60,11 @@ describe('the stdlib Python worker over HTTP (examples/python/worker_http.py)', 
     const exited = new Promise<number | null>((resolve) => proc.once('exit', (code) => resolve(code)));
 
     await waitFor(() => workerEvents('appeared').length === 1, { timeoutMs: 10_000, message: `py-http-1 appeared; stderr: ${stderr}` });
-    await waitFor(async () => (await daemon.metrics.beatsAccepted.get()).values[0]!.value >= 3, {
+    await waitFor(async () => (await daemon.snapshot()).beatsAccepted >= 3, {
       timeoutMs: 10_000,
       message: 'three beats accepted',
     });
-    const entry = daemon.registry.snapshot().find((w) => w.worker === 'py-http-1');
+    const entry = daemon.workers().find((w) => w.worker === 'py-http-1');
     expect(entry).toMatchObject({ state: 'active', interval_ms: 200, meta: { lang: 'python', transport: 'http' } });
 
     proc.kill('SIGTERM');
@@ -73,13 +73,13 @@ describe('the stdlib Python worker over HTTP (examples/python/worker_http.py)', 
     expect(workerEvents('stopped')).toEqual([expect.objectContaining({ reason: 'SIGTERM' })]);
     // With no task in flight, draining and stopped can share one ping: the platform may see only stopped.
     for (const e of workerEvents('draining')) expect(e.reason).toBe('SIGTERM');
-    const leaves = (await daemon.metrics.leaves.get()).values.filter((v) => v.labels.result === 'applied');
-    expect(Object.fromEntries(leaves.map((v) => [v.labels.phase, v.value]))).toEqual({ draining: 1, stopped: 1 });
+    const leaves = (await daemon.snapshot()).leaves;
+    expect(leaves.applied).toEqual({ draining: 1, stopped: 1 });
     expect(stderr).toContain('leave draining: acknowledged, state draining');
     expect(stderr).toContain('leave stopped: acknowledged, state stopped');
 
     // Every message it built passed the daemon's validation (the same rules as schemas/*.json).
-    const rejected = (await daemon.metrics.beatsRejected.get()).values.reduce((n, v) => n + v.value, 0);
+    const rejected = Object.values((await daemon.snapshot()).beatsRejected).reduce((n, v) => n + v, 0);
     expect(rejected).toBe(0);
   });
 });

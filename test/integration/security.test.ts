@@ -16,13 +16,13 @@ import type { Ping } from '../../src/protocol/schemas.js';
 import { Daemon } from '../../src/daemon/daemon.js';
 import { createLogger } from '../../src/daemon/logger.js';
 import {
-  getFreePort,
+  freePort,
   startNatsServer,
   startPlatformStub,
   startTestDaemon,
   waitFor,
   type NatsServerHandle,
-} from '../helpers/index.js';
+} from '../../testing/index.js';
 
 const FIXTURES = path.resolve(import.meta.dirname, '../fixtures');
 const secret = (what: string) => `${what}-${randomBytes(12).toString('hex')}`;
@@ -73,10 +73,10 @@ describe('security basics', () => {
       await nats.restart();
       await waitFor(async () => (await fetch(`${d.base}/readyz`)).status === 200, { timeoutMs: 10_000 });
       // Whoever logs a whole config, request or header object later, redaction holds by path.
-      d.daemon.log.info({ config: d.daemon.config }, 'config dump');
-      d.daemon.log.info({ nats: d.daemon.config.nats, platform: d.daemon.config.platform, http: d.daemon.config.http }, 'sections');
-      d.daemon.log.info({ req: { headers: { authorization: `Bearer ${httpToken}` } }, headers: { authorization: `Bearer ${platformToken}` } }, 'request');
-      d.daemon.log.info({ daemon: { config: d.daemon.config }, password: natsPass }, 'nested config');
+      d.log.info({ config: d.config }, 'config dump');
+      d.log.info({ nats: d.config.nats, platform: d.config.platform, http: d.config.http }, 'sections');
+      d.log.info({ req: { headers: { authorization: `Bearer ${httpToken}` } }, headers: { authorization: `Bearer ${platformToken}` } }, 'request');
+      d.log.info({ daemon: { config: d.config }, password: natsPass }, 'nested config');
     } finally {
       await d.stop();
       await stub.close();
@@ -97,14 +97,14 @@ describe('security basics', () => {
     expect(cfg.http.listen).toBe('127.0.0.1:9470');
     expect(cfg.http.host).toBe('127.0.0.1');
     const nats = await startNatsServer();
-    const port = await getFreePort();
+    const port = await freePort();
     const d = new Daemon(
       { ...cfg, nats: { ...cfg.nats, servers: [nats.url] }, http: { ...cfg.http, port }, stateDir: path.join(os.tmpdir(), `hbagg-sec-${randomBytes(4).toString('hex')}`) },
       createLogger('silent'),
     );
     try {
       await d.start();
-      expect(d.http.address()?.address).toBe('127.0.0.1');
+      expect((await d.snapshot()).http?.address).toBe('127.0.0.1');
       expect((await fetch(`http://127.0.0.1:${port}/livez`)).status).toBe(200);
       // Another address of this host does not answer.
       const external = Object.values(os.networkInterfaces()).flat().find((i) => i && i.family === 'IPv4' && !i.internal);
@@ -128,7 +128,7 @@ describe('security basics', () => {
     const stub = await startPlatformStub();
     try {
       const d = await startTestDaemon({ natsUrl: good.url, platformUrl: stub.url, env: { HBAGG_NATS_TOKEN: token } });
-      expect(d.daemon.nats.ready).toBe(true);
+      expect((await d.daemon.snapshot()).nats.ready).toBe(true);
       await d.stop();
       expect(JSON.stringify(d.logs)).not.toContain(token);
     } finally {
@@ -137,7 +137,7 @@ describe('security basics', () => {
 
     // A server that wants another password: refused, not ready, retried; a server with the right one: ready.
     const pass = secret('RIGHT');
-    const port = await getFreePort();
+    const port = await freePort();
     let wrong: NatsServerHandle | undefined = await startNatsServer({ port, args: ['--user', 'hbagg', '--pass', secret('OTHER')] });
     const cfg = loadConfig({
       env: {
@@ -151,7 +151,7 @@ describe('security basics', () => {
     try {
       await d.start();
       await waitFor(() => lines.filter((l) => l.includes('nats connection refused; retrying')).length >= 2, { timeoutMs: 10_000 });
-      const base = `http://127.0.0.1:${d.http.address()!.port}`;
+      const base = `http://127.0.0.1:${(await d.snapshot()).http!.port}`;
       expect((await fetch(`${base}/readyz`)).status).toBe(503);
       await wrong.stop();
       wrong = undefined;
@@ -179,8 +179,8 @@ describe('security basics', () => {
         env: { HBAGG_NATS_TLS_CA: path.join(tls, 'ca.pem') },
       });
       try {
-        expect(d.daemon.nats.ready).toBe(true);
-        expect(d.daemon.nats.connection?.info?.tls_required).toBe(true);
+        expect((await d.daemon.snapshot()).nats.ready).toBe(true);
+        expect((await d.daemon.snapshot()).nats.tls).toBe(true);
       } finally {
         await d.stop();
       }

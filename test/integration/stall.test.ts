@@ -1,5 +1,5 @@
 /**
- * The local stall guard (PROTOCOL.md 2.5): the daemon does not convict
+ * The local stall guard (docs/PROTOCOL.md 2.5): the daemon does not convict
  * workers for time it was not running. Workers beat from a child process, so
  * they keep beating while this process (which hosts the daemon) is blocked.
  */
@@ -17,7 +17,7 @@ import {
   type NatsServerHandle,
   type PlatformStub,
   type TestDaemon,
-} from '../helpers/index.js';
+} from '../../testing/index.js';
 
 const PUBLISHER = path.resolve(import.meta.dirname, '../fixtures/beat-publisher.ts');
 const WORKERS = 50;
@@ -92,7 +92,7 @@ describe('the local stall guard', () => {
     let sent: Record<string, number> = {};
     let convicted = 0;
     try {
-      await waitFor(() => d.daemon.registry.snapshot().filter((e) => e.state === 'active').length === WORKERS, { message: 'all workers active' });
+      await waitFor(() => d.daemon.workers().filter((e) => e.state === 'active').length === WORKERS, { message: 'all workers active' });
       await sleep(1500);
       await fn(d);
       // Every conviction, even one a late beat took back before a ping could carry it.
@@ -114,10 +114,10 @@ describe('the local stall guard', () => {
     const r = await withBeatingWorkers(async (d) => {
       await stallFor(3000);
       await sleep(2500); // the beats queued during the stall arrive; the next ones too
-      stalled = d.daemon.clock.stalls;
+      stalled = (await d.daemon.snapshot()).stalls;
       const warn = d.logs.find((l) => l.msg === 'event loop stalled; the stalled time does not count toward loss');
       expect(Number(warn?.stalled_ms)).toBeGreaterThan(2500);
-      expect(d.daemon.registry.countByState().lost).toBe(0);
+      expect((await d.daemon.snapshot()).workers.lost).toBe(0);
     });
     expect(stalled).toBe(1);
     expect(r.lost).toEqual([]);
@@ -130,7 +130,7 @@ describe('the local stall guard', () => {
 
   it('is what saves them: without it, the same stall convicts the workers', async () => {
     const r = await withBeatingWorkers(async (d) => {
-      d.daemon.clock.sample = () => 0; // the guard switched off
+      d.daemon.testHooks.disableStallGuard(); // the guard switched off
       await stallFor(3000);
       await sleep(2500);
     });
@@ -150,7 +150,7 @@ describe('the local stall guard', () => {
         offset = -3_600_000;
         await sleep(2000);
         offset = 0;
-        expect(d.daemon.registry.countByState().lost).toBe(0);
+        expect((await d.daemon.snapshot()).workers.lost).toBe(0);
         // Pings kept going at their pace through both jumps (the gap is measured on the monotonic clock).
         expect(stub.accepted().length - before).toBeGreaterThanOrEqual(3);
       });

@@ -1,5 +1,5 @@
 /**
- * Suppression survives kill -9 (PROTOCOL.md 2.3): a real `hbagg run` process
+ * Suppression survives kill -9 (docs/PROTOCOL.md 2.3): a real `hbagg run` process
  * acknowledges a `draining` Leave and a `stopped` one the platform then
  * accepts (so no terminal entry is owed any more), and is killed. A new
  * daemon on the same state dir drops the late beats of both instances as
@@ -11,8 +11,8 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { JOURNAL_FILE } from '../../src/daemon/journal.js';
-import { replay } from '../../src/daemon/journal-record.js';
+import { JOURNAL_FILE } from '../../src/daemon/journal/journal.js';
+import { replay } from '../../src/daemon/journal/journal-record.js';
 import type { LeaveReply, Ping } from '../../src/protocol/schemas.js';
 import {
   natsClient,
@@ -24,7 +24,7 @@ import {
   waitFor,
   type NatsServerHandle,
   type PlatformStub,
-} from '../helpers/index.js';
+} from '../../testing/index.js';
 
 const runCli = (env: Record<string, string>) => spawnHbagg(['run'], env);
 
@@ -110,7 +110,7 @@ describe('suppression across kill -9', () => {
         });
         // ...and over NATS they are dropped the same way.
         const suppressed = async () =>
-          (await d2.daemon.metrics.beatsRejected.get()).values.find((v) => v.labels.reason === 'suppressed')?.value ?? 0;
+          (await d2.daemon.snapshot()).beatsRejected.suppressed;
         for (const [w, i] of [['drainer', 'd1'], ['stopper', 's1']] as const) nc.publish(`${prefix}.beat.${w}`, JSON.stringify(beat(w, i, 4)));
         // A new instance of the drainer is a restart: accepted.
         nc.publish(`${prefix}.beat.drainer`, JSON.stringify(beat('drainer', 'd2', 1)));
@@ -123,7 +123,7 @@ describe('suppression across kill -9', () => {
         await waitFor(() => stub.requests.length > pings, { message: 'another ping' });
         const retiredListed = stub.requests.flatMap((r) => (r.body as Ping).workers).filter((w) => w.instance === 'd1' || w.instance === 's1');
         expect(retiredListed).toEqual([]);
-        expect(d2.daemon.registry.countByState()).toEqual({ active: 1, draining: 0, stopped: 0, lost: 0 });
+        expect((await d2.daemon.snapshot()).workers).toEqual({ active: 1, draining: 0, stopped: 0, lost: 0 });
       } finally {
         await d2.stop();
       }

@@ -3,10 +3,10 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import fc from 'fast-check';
 import { afterEach, describe, expect, it } from 'vitest';
-import { describeJsonError } from '../../src/daemon/body.js';
-import { jsonErrorOffset } from '../../src/daemon/json-position.js';
-import { Health, type HealthCheck } from '../../src/daemon/health.js';
-import { judgePlatform, stateDirCheck } from '../../src/daemon/health-checks.js';
+import { describeJsonError } from '../../src/daemon/http/body.js';
+import { jsonErrorOffset } from '../../src/daemon/http/json-position.js';
+import { Health, type HealthCheck } from '../../src/daemon/http/health.js';
+import { judgePlatform, stateDirCheck } from '../../src/daemon/http/health-checks.js';
 
 /** A check that counts its runs and answers what `answer` says. */
 function fake(name: string, answer: (signal: AbortSignal) => Promise<void> | void, timeoutMs = 1000) {

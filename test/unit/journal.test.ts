@@ -5,9 +5,9 @@ import path from 'node:path';
 import { Writable } from 'node:stream';
 import { afterEach, describe, expect, it } from 'vitest';
 import { createLogger } from '../../src/daemon/logger.js';
-import { JOURNAL_FILE, Journal, type JournalOptions } from '../../src/daemon/journal.js';
-import { decodeLine, encodeRecord, liveRetirements, replay, type RetireRecord } from '../../src/daemon/journal-record.js';
-import { LOCK_FILE, StateDirLockedError } from '../../src/daemon/state-lock.js';
+import { JOURNAL_FILE, Journal, type JournalOptions } from '../../src/daemon/journal/journal.js';
+import { decodeLine, encodeRecord, liveRetirements, replay, type RetireRecord } from '../../src/daemon/journal/journal-record.js';
+import { LOCK_FILE, StateDirLockedError } from '../../src/daemon/journal/state-lock.js';
 import type { RetiredInstance } from '../../src/core/tombstones.js';
 import type { PingWorker } from '../../src/protocol/schemas.js';
 

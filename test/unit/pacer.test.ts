@@ -1,5 +1,5 @@
 /**
- * The pacer (PROTOCOL.md 2.4, 2.6 and the answers of section 3), driven by
+ * The pacer (docs/PROTOCOL.md 2.4, 2.6 and the answers of section 3), driven by
  * plain monotonic numbers and an injected `rand`.
  */
 import fc from 'fast-check';

@@ -3,7 +3,7 @@
  * instances each, seq sometimes going backwards), Leaves, restarts, clock
  * advances, loss detection, pruning and pings that are accepted (whole or a
  * prefix of their parts, sometimes after more beats) or fail. A model kept
- * beside it checks PROTOCOL.md 2.1 (exactly-once `beats`), 2.3 (suppression)
+ * beside it checks docs/PROTOCOL.md 2.1 (exactly-once `beats`), 2.3 (suppression)
  * and 2.7 (every terminal state reaches an accepted ping unless superseded).
  */
 import fc from 'fast-check';

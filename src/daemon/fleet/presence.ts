@@ -12,16 +12,23 @@
 import type { AddressInfo } from 'node:net';
 import type { NatsConnection } from '@nats-io/transport-node';
 import type { Logger } from 'pino';
-import type { HealthCheck } from '../health.js';
+import { settleWithin } from '../../util/index.js';
+import type { HealthCheck } from '../http/health.js';
 import { statusBody, workersReply, type StatusDeps, type WorkersDeps } from './endpoints.js';
 import { MicroService } from './micro.js';
-import { TwinGuard } from './twin-guard.js';
+import { SharedSubjectError, TwinGuard, type Twin } from './twin-guard.js';
 
 export const SERVICE_NAME = 'hbagg';
+/** Longest the first ping waits for a NATS connection; once connected, it waits for the probe too (bounded by its window). */
+export const FIRST_PING_HOLD_MS = 2_000;
 
-export interface PresenceDeps extends StatusDeps {
+export interface PresenceDeps extends Omit<StatusDeps, 'twin' | 'httpAddress'> {
   log: Logger;
-  workers: Omit<WorkersDeps, 'node'>;
+  registry: StatusDeps['registry'] & WorkersDeps['registry'];
+  /** The HTTP settings: `listen` (until bound), `token`, and `expose_meta` once the config has it. */
+  http: { listen: string; token?: string };
+  /** Where the HTTP interface is bound, once it is. */
+  httpBound(): AddressInfo | undefined;
 }
 
 /** An endpoint subject of one node (a node id may hold dots, which would add tokens: they become `_`). */
@@ -45,20 +52,63 @@ export function boundAddress(a: AddressInfo | undefined, configured: string): st
 
 export class FleetPresence {
   readonly guard: TwinGuard;
+  /** Resolves if the guard refused the start: another daemon shares the beat subjects. */
+  readonly refused: Promise<SharedSubjectError>;
+  private _refusal: SharedSubjectError | undefined;
+  private refuse: (err: SharedSubjectError) => void = () => undefined;
   private service: { nc: NatsConnection; micro: MicroService } | undefined;
   private stopped = false;
+  private probing: Promise<void> | undefined;
+  private readonly status: StatusDeps;
+  private readonly workers: WorkersDeps;
 
   constructor(private readonly d: PresenceDeps) {
+    const httpAddress = () => boundAddress(d.httpBound(), d.http.listen);
     this.guard = new TwinGuard({
       prefix: d.prefix,
       log: d.log,
-      self: () => ({ node: d.info.node, instance: d.info.instance, version: d.info.version, http: d.httpAddress() }),
+      self: () => ({ node: d.info.node, instance: d.info.instance, version: d.info.version, http: httpAddress() }),
     });
+    this.refused = new Promise((resolve) => (this.refuse = resolve));
+    this.status = { ...d, httpAddress, twin: () => this.guard.twin };
+    this.workers = { node: d.info.node, registry: d.registry, token: d.http.token, exposeMeta: exposesMeta(d.http) };
   }
 
-  /** The NATS edge calls this with a new connection, before it subscribes to beats. */
-  beforeSubscribe(nc: NatsConnection): Promise<void> {
-    return this.guard.guardStart(nc);
+  /** The refusal, once the guard made one. */
+  get refusal(): SharedSubjectError | undefined {
+    return this._refusal;
+  }
+
+  /** The NATS edge calls this with a new connection, before it subscribes to beats; throws `SharedSubjectError`. */
+  async beforeSubscribe(nc: NatsConnection): Promise<void> {
+    try {
+      await (this.probing = this.guard.guardStart(nc));
+    } catch (err) {
+      if (err instanceof SharedSubjectError) {
+        this.d.log.fatal({ twin: err.twin }, err.message);
+        this.refuse((this._refusal ??= err));
+      }
+      throw err;
+    }
+  }
+
+  /**
+   * Settles when the first ping may go: NATS is up (the probe passed or
+   * refused), or `maxWaitMs` passed before any connection was made (the
+   * node's lease must not wait for NATS). A probe under way is waited for.
+   */
+  async firstPingGate(natsStarting: Promise<unknown>, maxWaitMs = FIRST_PING_HOLD_MS): Promise<void> {
+    if (!(await settleWithin(natsStarting, maxWaitMs))) await this.probing?.catch(() => undefined);
+  }
+
+  /** Probes now (tests; the guard does it every minute). */
+  recheck(nc: NatsConnection | undefined): Promise<Twin | undefined> {
+    return nc ? this.guard.recheck(nc) : Promise.resolve(this.guard.twin);
+  }
+
+  /** The service id once registered, and the twin found, if any: for the daemon's snapshot. */
+  snapshot(): { serviceId: string | undefined; twin: Twin | undefined } {
+    return { serviceId: this.service?.micro.id, twin: this.guard.twin };
   }
 
   /** NATS is (again) connected and subscribed on `nc`: make sure the service is registered there. */
@@ -77,12 +127,12 @@ export class FleetPresence {
           node: info.node,
           subject_prefix: this.d.prefix,
           instance: info.instance,
-          http: this.d.httpAddress(),
+          http: this.status.httpAddress(),
         },
       },
       [
-        { name: 'workers', subject: endpointSubject(info.node, 'workers'), handler: (req) => workersReply({ node: info.node, ...this.d.workers }, req) },
-        { name: 'status', subject: endpointSubject(info.node, 'status'), handler: () => ({ ok: true, body: statusBody(this.d) }) },
+        { name: 'workers', subject: endpointSubject(info.node, 'workers'), handler: (req) => workersReply(this.workers, req) },
+        { name: 'status', subject: endpointSubject(info.node, 'status'), handler: () => ({ ok: true, body: statusBody(this.status) }) },
       ],
     );
     this.service = { nc, micro };

@@ -10,7 +10,7 @@
  */
 import type { Msg, NatsConnection, Subscription } from '@nats-io/transport-node';
 import type { Logger } from 'pino';
-import type { HealthCheck } from '../health.js';
+import type { HealthCheck } from '../http/health.js';
 
 /** How long the start probe collects answers: a twin across a leaf or route answers in milliseconds. */
 export const PROBE_WINDOW_MS = 500;

@@ -9,12 +9,16 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { Writable } from 'node:stream';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
-import { loadConfig } from '../../src/config/index.js';
-import { Daemon } from '../../src/daemon/daemon.js';
-import { createLogger } from '../../src/daemon/logger.js';
+import type { Logger } from 'pino';
+import { loadConfig, type HbaggConfig } from '../src/config/index.js';
+import { Daemon } from '../src/daemon/daemon.js';
+import { createLogger } from '../src/daemon/logger.js';
 
 export interface TestDaemon {
   daemon: Daemon;
+  /** The config it runs with, and the logger it writes to. */
+  config: HbaggConfig;
+  log: Logger;
   prefix: string;
   /** `http://127.0.0.1:PORT` of the daemon's HTTP interface. */
   base: string;
@@ -59,11 +63,12 @@ export async function startTestDaemon(opts: TestDaemonOptions): Promise<TestDaem
       done();
     },
   });
-  const daemon = new Daemon(cfg, createLogger(cfg.logLevel, sink));
+  const log = createLogger(cfg.logLevel, sink);
+  const daemon = new Daemon(cfg, log);
   await daemon.start();
   await daemon.natsReady();
-  const port = daemon.http.address()?.port;
-  return { daemon, prefix, base: `http://127.0.0.1:${port}`, logs, stop: () => daemon.stop() };
+  const port = (await daemon.snapshot()).http?.port;
+  return { daemon, config: cfg, log, prefix, base: `http://127.0.0.1:${port}`, logs, stop: () => daemon.stop() };
 }
 
 /** A plain NATS connection for publishing test beats. */

@@ -9,12 +9,12 @@
  * `put` stores (or replaces) an unaccepted `stopped`/`lost` entry; `ack`
  * forgets it (accepted by the platform, or no longer terminal). `retire` says
  * an instance was retired (a Leave, or replaced by a restart) at wall time
- * `at`, so its beats stay suppressed after a restart (PROTOCOL.md 2.3); it is
+ * `at`, so its beats stay suppressed after a restart (docs/PROTOCOL.md 2.3); it is
  * an event, never acked: it ages out at compaction. Pure.
  */
 import { crc32 } from 'node:zlib';
-import type { RetiredAs } from '../core/tombstones.js';
-import { PingWorker } from '../protocol/schemas.js';
+import type { RetiredAs } from '../../core/tombstones.js';
+import { PingWorker } from '../../protocol/schemas.js';
 
 export interface RetireRecord {
   op: 'retire';

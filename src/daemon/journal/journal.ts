@@ -1,6 +1,6 @@
 /**
  * The state journal: the `stopped` and `lost` entries the platform has not
- * accepted yet survive kill -9 and restart (PROTOCOL.md 2.7), and so do
+ * accepted yet survive kill -9 and restart (docs/PROTOCOL.md 2.7), and so do
  * retired instances, whose beats stay suppressed (2.3).
  *
  * An append-only file of JSON lines, one record per line with its own CRC32
@@ -18,18 +18,22 @@
  * appended records outgrow the live set; of the retire records it keeps those
  * younger than the retention, at most `maxRetired` of them.
  *
+ * The file itself (reading, appending, rewriting) is `journal-file.ts`;
+ * this module is its lifecycle, the state-dir lock and the group commit.
+ *
  * Reading is forgiving: a torn last line (a crash mid-write), a bad checksum
  * or a record that does not parse is dropped and counted, every whole record
  * is kept, and the file is rewritten clean before anything is appended. A bad
  * journal is a warning, never a crash loop.
  */
-import { mkdir, open, readFile, rm, type FileHandle } from 'node:fs/promises';
+import { mkdir, rm } from 'node:fs/promises';
 import path from 'node:path';
 import type { Logger } from 'pino';
-import type { PingWorker } from '../protocol/schemas.js';
-import type { RetiredAs, RetiredInstance } from '../core/tombstones.js';
-import { replaceDurably, retirementsInForce, writeLiveSet, type Held } from './journal-compact.js';
-import { encodeRecord, keyOf, liveRetirements, replay, signature, type RetireRecord } from './journal-record.js';
+import type { PingWorker } from '../../protocol/schemas.js';
+import type { RetiredAs, RetiredInstance } from '../../core/tombstones.js';
+import { retirementsInForce } from './journal-compact.js';
+import { JournalFile, type JournalStats } from './journal-file.js';
+import { liveRetirements, type RetireRecord } from './journal-record.js';
 import { StateLock } from './state-lock.js';
 
 export const JOURNAL_FILE = 'terminals.jsonl';
@@ -67,25 +71,7 @@ export interface JournalOptions {
   wallNow?(): number;
 }
 
-export interface JournalStats {
-  /** Records appended (put + ack + retire), since open. */
-  records: number;
-  /** Retire records appended, since open. */
-  retires: number;
-  /** Group commits written (each one write + one fdatasync). */
-  commits: number;
-  /** `sync()` calls served; `syncs / commits` is the batching factor. */
-  syncs: number;
-  compactions: number;
-  /** Current file size. */
-  bytes: number;
-  /** Entries the file holds. */
-  held: number;
-  /** Retire records the last rewrite kept. */
-  retiredKept: number;
-  /** Records dropped when the journal was read at open. */
-  dropped: number;
-}
+export type { JournalStats } from './journal-file.js';
 
 interface Waiter {
   resolve(): void;
@@ -96,17 +82,13 @@ export class Journal {
   readonly file: string;
   private _state: JournalState = 'created';
   private lock: StateLock | undefined;
-  private fh: FileHandle | undefined;
-  private held = new Map<string, Held>();
+  private readonly out: JournalFile;
   private waiters: Waiter[] = [];
   private flushing: Promise<void> | undefined;
   private compactWanted = false;
   /** A failed write leaves the file's tail unknown: the next commit rewrites it whole. */
   private broken = false;
-  /** File size right after the last rewrite: the live set. */
-  private baseBytes = 0;
   private closing: Promise<void> | undefined;
-  private readonly compactBytes: number;
   /** Retire records for the next commit. */
   private pending: RetireRecord[] = [];
   /** What open() replayed, until `takeRetired()`. */
@@ -117,7 +99,7 @@ export class Journal {
 
   constructor(private readonly o: JournalOptions) {
     this.file = path.join(o.dir, JOURNAL_FILE);
-    this.compactBytes = o.compactBytes ?? DEFAULT_COMPACT_BYTES;
+    this.out = new JournalFile(this.file, o.dir, o.log, o.compactBytes ?? DEFAULT_COMPACT_BYTES, this.stats);
   }
 
   get state(): JournalState {
@@ -150,7 +132,7 @@ export class Journal {
       }
       // A compaction interrupted before its rename left a temporary file; the journal itself is whole.
       await rm(`${this.file}.tmp`, { force: true });
-      const { entries, retired } = await this.read();
+      const { entries, retired } = await this.out.read();
       this.replayed = this.keep(retired);
       await this.rewrite(entries, this.replayed);
       this.state = 'open';
@@ -160,8 +142,7 @@ export class Journal {
       );
       return entries;
     } catch (err) {
-      await this.fh?.close().catch(() => undefined);
-      this.fh = undefined;
+      await this.out.close();
       this.lock?.release();
       this.state = 'closed';
       throw err;
@@ -227,8 +208,7 @@ export class Journal {
     // Syncs asked for while closing are served before the file closes.
     while (this.flushing) await this.flushing;
     this._state = 'closed';
-    await this.fh?.close().catch(() => undefined);
-    this.fh = undefined;
+    await this.out.close();
     this.lock?.release();
     this.o.log.debug({ file: this.file, ...this.stats }, 'journal closed');
   }
@@ -264,36 +244,10 @@ export class Journal {
     this.flushing = undefined;
   }
 
-  /** Appends the difference between the registry and the file, then one fdatasync. */
+  /** Appends the queued retirements and the difference between the registry and the file. */
   private async commit(): Promise<void> {
     const retires = this.pending.splice(0);
-    const lines = retires.map(encodeRecord);
-    const seen = new Set<string>();
-    for (const e of this.o.source()) {
-      const k = keyOf(e.worker, e.instance);
-      seen.add(k);
-      const sig = signature(e);
-      if (this.held.get(k)?.sig === sig) continue;
-      this.held.set(k, { worker: e.worker, instance: e.instance, sig });
-      lines.push(encodeRecord({ op: 'put', e }));
-    }
-    for (const [k, h] of this.held) {
-      if (seen.has(k)) continue;
-      this.held.delete(k);
-      lines.push(encodeRecord({ op: 'ack', worker: h.worker, instance: h.instance }));
-    }
-    this.stats.held = this.held.size;
-    if (lines.length === 0) return;
-    const data = lines.join('');
-    const fh = this.fh;
-    if (fh === undefined) throw new Error('journal file is not open');
-    await fh.appendFile(data);
-    await fh.datasync();
-    this.stats.records += lines.length;
-    this.stats.retires += retires.length;
-    this.stats.commits++;
-    this.stats.bytes += Buffer.byteLength(data);
-    if (this.stats.bytes - this.baseBytes > Math.max(this.compactBytes, this.baseBytes)) {
+    if (await this.out.append(this.o.source(), retires)) {
       this.compactWanted = true;
       this.waiters.push({ resolve: noop, reject: noop });
     }
@@ -323,43 +277,9 @@ export class Journal {
     return this.o.maxRetired ?? DEFAULT_MAX_RETIRED;
   }
 
-  /**
-   * Temp file, fsync, rename over the journal, fsync the directory; then
-   * append to the new file. What changes while the live set is written (in
-   * slices) goes to the next commit.
-   */
+  /** Rewrites the file to this live set; a clean file is no longer broken. */
   private async rewrite(entries: readonly PingWorker[], retired: readonly RetireRecord[]): Promise<void> {
-    const tmp = `${this.file}.tmp`;
-    const { bytes, held } = await writeLiveSet(tmp, entries, retired);
-    await this.fh?.close().catch(() => undefined);
-    this.fh = undefined;
-    await replaceDurably(tmp, this.file, this.o.dir);
-    this.fh = await open(this.file, 'a', 0o644);
-    this.held = held;
+    await this.out.rewrite(entries, retired);
     this.broken = false;
-    this.baseBytes = this.stats.bytes = bytes;
-    this.stats.held = held.size;
-    this.stats.retiredKept = retired.length;
-  }
-
-  /** Replays the journal: puts and acks by key, retirements by key, every damaged line dropped and counted. */
-  private async read(): Promise<{ entries: PingWorker[]; retired: RetireRecord[] }> {
-    let buf: Buffer;
-    try {
-      buf = await readFile(this.file);
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return { entries: [], retired: [] };
-      throw new Error(`cannot read the state journal ${this.file}: ${(err as Error).message}`);
-    }
-    const { entries, retired, dropped, samples, lines } = replay(buf);
-    const total = Object.values(dropped).reduce((n, c) => n + c, 0);
-    this.stats.dropped = total;
-    if (total > 0) {
-      this.o.log.warn(
-        { file: this.file, dropped, samples, kept: entries.length + retired.length, lines },
-        `state journal: dropped ${total} damaged record(s), kept every whole one`,
-      );
-    }
-    return { entries, retired };
   }
 }

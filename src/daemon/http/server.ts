@@ -43,7 +43,6 @@ export class HttpServer {
   private readonly routes = new Map<string, Handler>();
   private readonly paths = new Set<string>();
   private readonly observers: ResponseObserver[] = [];
-  private readonly closeHooks: (() => void)[] = [];
 
   constructor(
     private readonly log: Logger,
@@ -74,12 +73,6 @@ export class HttpServer {
     return this;
   }
 
-  /** Runs when the server closes (stops what the routes started). */
-  onClose(hook: () => void): this {
-    this.closeHooks.push(hook);
-    return this;
-  }
-
   /** `backlog`: connections the kernel may queue before we accept them (a probe storm arrives at once). */
   async listen(host: string, port: number, backlog = 2048): Promise<AddressInfo> {
     await new Promise<void>((resolve, reject) => {
@@ -98,13 +91,6 @@ export class HttpServer {
   }
 
   async close(): Promise<void> {
-    for (const hook of this.closeHooks.splice(0)) {
-      try {
-        hook();
-      } catch (err) {
-        this.log.warn({ err }, 'http close hook failed');
-      }
-    }
     if (!this.server.listening) return;
     const closed = new Promise<void>((resolve) => this.server.close(() => resolve()));
     this.server.closeIdleConnections();

@@ -8,6 +8,7 @@
  * again: the next round waits on the same pending run (bounded by the
  * timeout again), so a hung dependency cannot pile up work.
  */
+import { within } from '../../util/deadline.js';
 
 export type CheckStatus = 'ok' | 'fail' | 'timeout';
 
@@ -117,13 +118,8 @@ export class Health {
       });
       this.pending.set(check.name, run);
     }
-    let timer: NodeJS.Timeout | undefined;
-    const timedOut = new Promise<'timeout'>((resolve) => {
-      timer = setTimeout(() => resolve('timeout'), check.timeoutMs);
-    });
-    const first = await Promise.race([run.outcome, timedOut]);
-    clearTimeout(timer);
-    if (first === 'timeout') {
+    const answered = await within(run.outcome, check.timeoutMs);
+    if (answered === undefined) {
       ac.abort(new Error(`timed out after ${check.timeoutMs} ms`));
       const since = Math.round(this.now() - run.startedAt);
       const error =
@@ -132,6 +128,7 @@ export class Health {
           : `no answer within ${check.timeoutMs} ms`;
       return { status: 'timeout', duration_ms: elapsed(), error };
     }
+    const first = answered.value;
     if (!first.ok) return { status: 'fail', duration_ms: elapsed(), error: first.error };
     return first.detail ? { status: 'ok', duration_ms: elapsed(), detail: first.detail } : { status: 'ok', duration_ms: elapsed() };
   }

@@ -1,5 +1,5 @@
 /**
- * The checks behind /healthz (PROTOCOL.md section 4): `nats` (connected,
+ * The checks behind /healthz (docs/PROTOCOL.md section 4): `nats` (connected,
  * subscribed, and a bounded flush round trip), `platform` (judged from the
  * last ping's age and outcome: no extra traffic to the platform), and
  * `state_dir` (a probe file written, fsynced and removed).
@@ -8,9 +8,9 @@ import { randomBytes } from 'node:crypto';
 import { mkdir, open, unlink } from 'node:fs/promises';
 import path from 'node:path';
 import type { NatsConnection } from '@nats-io/transport-node';
-import { PROMISE_SLACK_MS } from '../core/pacer.js';
+import { PROMISE_SLACK_MS } from '../../core/pacer.js';
 import { Health, type HealthCheck } from './health.js';
-import type { LastPing } from './pinger.js';
+import type { LastPing } from '../pinger.js';
 
 /** Default per-check timeout: a hung check delays /healthz by this, no more. */
 export const CHECK_TIMEOUT_MS = 500;
@@ -126,7 +126,7 @@ export interface DaemonHealthDeps {
   pinger: { readonly last: LastPing | undefined; readonly lastAcceptedWall: number | undefined };
 }
 
-/** The daemon's /healthz: the three checks of PROTOCOL.md section 4, cached for `health_cache_ms`. */
+/** The daemon's /healthz: the three checks of docs/PROTOCOL.md section 4 (and `more`), cached for `health_cache_ms`. */
 export function daemonHealth(d: DaemonHealthDeps, more: readonly HealthCheck[] = []): Health {
   const { flush, platform } = d.config;
   // A ping starts within its promise and is answered within the request timeout.

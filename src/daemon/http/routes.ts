@@ -1,14 +1,17 @@
 /**
- * The daemon's routes (PROTOCOL.md section 4). Each handler only computes a
+ * The daemon's routes (docs/PROTOCOL.md section 4). Each handler only computes a
  * reply; the server writes it once. Probes never wait on anything but their
  * own checks: /livez on nothing outside the process, /readyz on the NATS
  * subscription, /healthz on the shared, cached round of checks.
  */
 import type { IncomingMessage } from 'node:http';
+import type { PingWorker } from '../../protocol/schemas.js';
+import type { Intake } from '../intake.js';
+import type { Metrics } from '../metrics.js';
 import { checkBearer, readJsonBody, type ParsedBody } from './body.js';
-import type { Daemon } from './daemon.js';
-import { EventLoopMonitor } from './event-loop.js';
-import type { HttpServer, Reply } from './http-server.js';
+import type { LoopDelay } from './event-loop.js';
+import type { HealthReport } from './health.js';
+import type { HttpServer, Reply } from './server.js';
 
 /** Beats in one POST /v1/beat at most (a 64 KiB body holds about a thousand small ones). */
 export const MAX_BEATS_PER_REQUEST = 1000;
@@ -19,11 +22,25 @@ export const MAX_BEATS_PER_REQUEST = 1000;
  */
 export const LIVENESS_MAX_P99_MS = 5_000;
 
-export function registerRoutes(http: HttpServer, d: Daemon): void {
-  const loop = new EventLoopMonitor();
-  loop.start();
-  http.onClose(() => loop.stop());
-  d.metrics.eventLoop(() => loop.delay());
+/** What the routes need from the daemon, and nothing more. */
+export interface RoutesDeps {
+  node: string;
+  /** Bearer token for the POST routes, body size limit. */
+  http: { token?: string; maxBodyBytes: number };
+  /** The daemon's lifecycle state (`running` is one half of readiness). */
+  state(): string;
+  nats: { readonly ready: boolean; readonly state: string };
+  health: { report(): Promise<HealthReport> };
+  /** The event-loop monitor (owned, started and stopped by the daemon). */
+  loop: { delay(): LoopDelay };
+  /** GET /v1/workers: the registry's view. */
+  workers(): PingWorker[];
+  metrics: Pick<Metrics, 'registry' | 'httpRequests' | 'rejected'>;
+  intake: Pick<Intake, 'beatValue' | 'leaveValue'>;
+}
+
+export function registerRoutes(http: HttpServer, d: RoutesDeps): void {
+  const loop = d.loop;
   http.onResponse((route, status) => d.metrics.httpRequests.inc({ route, status: String(status) }));
 
   http.route('GET', '/livez', () => {
@@ -43,7 +60,8 @@ export function registerRoutes(http: HttpServer, d: Daemon): void {
 
   http.route('GET', '/readyz', () => {
     const nats = d.nats.ready;
-    const running = d.state === 'running';
+    const state = d.state();
+    const running = state === 'running';
     const ready = nats && running;
     return {
       status: ready ? 200 : 503,
@@ -51,7 +69,7 @@ export function registerRoutes(http: HttpServer, d: Daemon): void {
         status: ready ? 'ready' : 'not ready',
         checks: {
           nats: { status: nats ? 'ok' : 'fail', state: d.nats.state },
-          daemon: { status: running ? 'ok' : 'fail', state: d.state },
+          daemon: { status: running ? 'ok' : 'fail', state },
         },
       },
     };
@@ -64,7 +82,7 @@ export function registerRoutes(http: HttpServer, d: Daemon): void {
 
   http.route('GET', '/v1/workers', () => ({
     status: 200,
-    body: { node: d.info.node, workers: d.registry.snapshot() },
+    body: { node: d.node, workers: d.workers() },
   }));
 
   http.route('GET', '/metrics', async () => ({
@@ -74,9 +92,9 @@ export function registerRoutes(http: HttpServer, d: Daemon): void {
   }));
 
   http.route('POST', '/v1/beat', async (req) => {
-    const denied = checkBearer(req, d.config.http.token);
+    const denied = checkBearer(req, d.http.token);
     if (denied) return denied;
-    const body = await readJsonBody(req, d.config.http.maxBodyBytes);
+    const body = await readJsonBody(req, d.http.maxBodyBytes);
     if (!body.ok) {
       if (body.why === 'invalid_json' || body.why === 'too_large') d.metrics.rejected(body.why);
       return body.reply;
@@ -85,14 +103,14 @@ export function registerRoutes(http: HttpServer, d: Daemon): void {
   });
 
   http.route('POST', '/v1/leave', async (req) => {
-    const refused = checkBearer(req, d.config.http.token) ?? (await readBody(req));
+    const refused = checkBearer(req, d.http.token) ?? (await readBody(req));
     if ('status' in refused) return asLeaveReply(refused);
     const reply = await d.intake.leaveValue(refused.value, source(req));
     return { status: reply.ok ? 200 : 400, body: reply };
   });
 
   async function readBody(req: IncomingMessage): Promise<Reply | Extract<ParsedBody, { ok: true }>> {
-    const body = await readJsonBody(req, d.config.http.maxBodyBytes);
+    const body = await readJsonBody(req, d.http.maxBodyBytes);
     return body.ok ? body : body.reply;
   }
 

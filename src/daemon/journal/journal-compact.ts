@@ -5,8 +5,8 @@
  * blocks the event loop for long.
  */
 import { open, rename } from 'node:fs/promises';
-import type { RetiredInstance } from '../core/tombstones.js';
-import type { PingWorker } from '../protocol/schemas.js';
+import type { RetiredInstance } from '../../core/tombstones.js';
+import type { PingWorker } from '../../protocol/schemas.js';
 import { encodeRecord, keyOf, signature, type RetireRecord } from './journal-record.js';
 
 /** A terminal entry the file holds, and the signature it was written with. */

@@ -10,10 +10,10 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { connect } from '@nats-io/transport-node';
 import { startNatsServer, type NatsServerHandle } from './nats-server.js';
-import { getFreePort } from './ports.js';
+import { freePort } from '../src/util/free-port.js';
 import { waitFor } from './wait-for.js';
 
-const DEPLOY = path.resolve(import.meta.dirname, '../../deploy/nats');
+const DEPLOY = path.resolve(import.meta.dirname, '../deploy/nats');
 
 export interface LeafTopology {
   hub: NatsServerHandle;
@@ -31,7 +31,7 @@ function edit(text: string, from: string, to: string, file: string): string {
 
 export async function startLeafTopology(leafCount: number): Promise<LeafTopology> {
   const dir = mkdtempSync(path.join(tmpdir(), 'hbagg-topology-'));
-  const leafPort = await getFreePort();
+  const leafPort = await freePort();
   const hubConf = path.join(dir, 'hub.conf');
   let hubText = readFileSync(path.join(DEPLOY, 'hub.conf'), 'utf8');
   hubText = edit(hubText, 'listen: 0.0.0.0:4222', 'listen: 127.0.0.1:4222', 'hub.conf');

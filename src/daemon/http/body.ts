@@ -7,7 +7,7 @@
  */
 import { createHash, timingSafeEqual } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
-import type { Reply } from './http-server.js';
+import type { Reply } from './server.js';
 import { jsonErrorOffset } from './json-position.js';
 
 export type BodyRefusal = 'unauthorized' | 'unsupported_media_type' | 'too_large' | 'invalid_json' | 'aborted';
