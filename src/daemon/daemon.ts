@@ -40,8 +40,8 @@ const TICK_MS = 100;
 
 /**
  * One daemon. Its parts are private: callers see `state`, `start()`,
- * `natsReady()`, `stop()`, the read-only `snapshot()` and `workers()`, and
- * (tests and benches only) `testHooks`.
+ * `natsReady()`, `failed`, `stop()`, the read-only `snapshot()` and
+ * `workers()`, and (tests and benches only) `testHooks`.
  */
 export class Daemon {
   private readonly info: DaemonInfo;
