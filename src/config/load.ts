@@ -6,7 +6,8 @@
  * cycle to fix, not one per key.
  */
 import fs from 'node:fs';
-import { parseHostPort } from './checks.js';
+import { checkNoControlChars, parseHostPort } from './checks.js';
+import { controlCharIssues, towardWhatWasSet } from './issue-rules.js';
 import {
   ConfigError,
   describeJsonError,
@@ -14,6 +15,7 @@ import {
   type ConfigIssue,
   fromZodIssue,
 } from './errors.js';
+import { unknownEnvWarnings } from './env-names.js';
 import { configSchema, type HbaggConfigInput, type HbaggConfigParsed } from './schema.js';
 import type { HbaggConfig } from './types.js';
 
@@ -26,6 +28,8 @@ export interface LoadConfigOptions {
   env?: NodeJS.ProcessEnv;
   /** `hbagg run` cannot work without somewhere to send pings. */
   requirePlatformUrl?: boolean;
+  /** Told of problems that do not stop loading (an unknown `HBAGG_*` variable). */
+  onWarning?: (warning: ConfigIssue) => void;
 }
 
 type Raw = Record<string, unknown>;
@@ -64,8 +68,23 @@ export function loadConfig(opts: LoadConfigOptions = {}): HbaggConfig {
   const issues: ConfigIssue[] = [];
   const sources = applyEnv(raw, opts.env ?? process.env, issues);
 
+  // Reported once, here: the schema's own complaint about the same value would be a duplicate.
+  const controlled = controlCharIssues(raw, sources);
+  issues.push(...controlled);
+  const reported = new Set(controlled.map((i) => i.key));
   const result = configSchema.safeParse(raw);
-  if (!result.success) issues.push(...result.error.issues.flatMap((issue) => fromZodIssue(issue, sources)));
+  if (!result.success) {
+    const found = result.error.issues.map((issue) => towardWhatWasSet(issue, raw)).flatMap((issue) => fromZodIssue(issue, sources));
+    // One line per problem: the same key and message from two routes is said once.
+    const seen = new Set<string>();
+    for (const issue of found) {
+      const id = `${issue.key}\u0000${issue.message}`;
+      if (reported.has(issue.key) || seen.has(id)) continue;
+      seen.add(id);
+      issues.push(issue);
+    }
+  }
+  for (const warning of unknownEnvWarnings(opts.env ?? process.env, ENV_VARS.map(([name]) => name))) opts.onWarning?.(warning);
 
   const platform = isPlainObject(raw.platform) ? raw.platform : {};
   if (opts.requirePlatformUrl && platform.url === undefined) {
@@ -160,7 +179,9 @@ function readTokenFile(file: string, key: string, issues: ConfigIssue[]): string
   try {
     const token = fs.readFileSync(file, 'utf8').trim(); // `echo secret > file` leaves a newline
     if (token === '') issues.push({ key, message: `token file ${JSON.stringify(file)} is empty` });
-    return token === '' ? undefined : token;
+    const control = checkNoControlChars(token);
+    if (control !== undefined) issues.push({ key, message: `token file ${JSON.stringify(file)}: the token ${control}` });
+    return token === '' || control !== undefined ? undefined : token;
   } catch (err) {
     issues.push({ key, message: `cannot read token file ${JSON.stringify(file)}: ${describeReadError(err)}` });
     return undefined;

@@ -27,8 +27,11 @@ import { NatsIngest } from './nats-ingest.js';
 import { Pinger } from './pinger.js';
 import { PlatformClient } from './platform-client.js';
 import { RejectLog } from './reject-log.js';
+import { restoreState } from './restored-state.js';
 import { RunClock } from './run-clock.js';
 import { readCounters, type DaemonSnapshot, type DaemonState, type DaemonTestHooks } from './snapshot.js';
+import { describeStateDirError } from './state-dir-error.js';
+import { StormWatch } from './storm-watch.js';
 
 export type { DaemonCounters, DaemonSnapshot, DaemonState, DaemonTestHooks } from './snapshot.js';
 
@@ -40,8 +43,8 @@ const TICK_MS = 100;
 
 /**
  * One daemon. Its parts are private: callers see `state`, `start()`,
- * `natsReady()`, `failed`, `stop()`, the read-only `snapshot()` and
- * `workers()`, and (tests and benches only) `testHooks`.
+ * `natsReady()`, `stop()`, the read-only `snapshot()` and `workers()`, and
+ * (tests and benches only) `testHooks`.
  */
 export class Daemon {
   private readonly info: DaemonInfo;
@@ -53,15 +56,15 @@ export class Daemon {
   private readonly pinger: Pinger;
   private readonly nats: NatsIngest;
   private readonly http: HttpServer;
-  /** Unaccepted `stopped`/`lost` entries, durable in the state directory. */
+  /** Unaccepted `stopped`/`lost` entries and live instances, durable in the state directory. */
   private readonly journal: Journal;
   /** The /healthz checks. */
   private readonly health: Health;
   /** Event-loop delay for /livez and /metrics; started and stopped with the daemon. */
   private readonly loop = new EventLoopMonitor();
-  /** The NATS micro service `hbagg` and the shared-subject guard. */
-  private readonly fleet: FleetPresence;
+  private readonly fleet: FleetPresence; // the NATS micro service `hbagg` and the shared-subject guard
   private readonly rejects: RejectLog;
+  private readonly storm: StormWatch;
   private readonly housekeeping: Housekeeping;
   private _state: DaemonState = 'created';
   private ticker: NodeJS.Timeout | undefined;
@@ -71,6 +74,8 @@ export class Daemon {
   constructor(
     private readonly config: HbaggConfig,
     private readonly log: Logger,
+    /** How often a continuing NATS or platform outage is logged again (default 30 s; tests shorten it). */
+    tuning: { outageLogEveryMs?: number } = {},
   ) {
     const c = config;
     if (!c.platform.url) throw new Error('platform.url is required to run the daemon');
@@ -81,14 +86,21 @@ export class Daemon {
       requestTimeoutMs: c.platform.timeoutMs,
       maxRetryAfterMs: c.platform.maxRetryAfterMs,
     });
+    // What a restart storm drops: counted by the registry, exported and logged (rate-limited).
+    const drops = {
+      droppedDisplaced: () => this.registry.droppedDisplaced,
+      tombstonesEvictedEarly: () => this.registry.tombstonesEvictedEarly,
+    };
     this.metrics = new Metrics({
       workersByState: () => this.registry.countByState(),
       currentIntervalMs: () => this.pacer.currentIntervalMs(),
       tombstones: () => this.registry.tombstoneCount(),
+      ...drops,
     });
+    this.storm = new StormWatch(log, drops, c.workers);
     this.rejects = new RejectLog(log);
     this.journal = new Journal({
-      dir: c.stateDir, log, instance: this.info.instance, source: () => this.registry.unackedTerminals(),
+      dir: c.stateDir, log, instance: this.info.instance, source: () => this.registry.durable(),
       retired: () => this.registry.retiredInstances(this.clock.listeningNow()),
       retentionMs: c.workers.tombstoneRetentionMs,
       maxRetired: c.workers.maxTombstones,
@@ -104,6 +116,8 @@ export class Daemon {
       registryClock: this.clock.listeningNow,
       metrics: this.metrics, log, maxBatchWorkers: c.platform.maxBatchWorkers,
       requestTimeoutMs: c.platform.timeoutMs,
+      maxIntervalMs: c.flush.maxIntervalMs,
+      outageLogEveryMs: tuning.outageLogEveryMs,
       onAccepted: () => this.persistSoon(),
       // Never report a terminal state that a crash could take back; a slow or failing disk delays a ping by 1 s at most.
       beforeSend: async () => void (await settleWithin(this.journal.sync(), 1_000)),
@@ -112,11 +126,13 @@ export class Daemon {
       registry: this.registry, clock: this.clock.listeningNow, metrics: this.metrics, rejects: this.rejects, log,
       onTransition: (kind) => {
         this.pinger.urgent();
-        // A restart can turn the old instance `lost`; a return takes a `lost` back.
-        if (kind === 'restarted' || kind === 'returned') this.persistSoon();
+        // A new instance is journaled (so it is reported if it dies while no daemon runs); a restart can turn the
+        // old instance `lost`; a return takes a `lost` back.
+        if (kind === 'appeared' || kind === 'restarted' || kind === 'returned') this.persistSoon();
       },
       retired: (worker, instance, as, at) => this.journal.retire(worker, instance, as, at),
       persist: () => this.journal.sync(),
+      conflict: (worker, stale, current) => this.storm.conflict(worker, stale, current, this.clock.now().mono),
     });
     this.fleet = new FleetPresence({ info: this.info, prefix: c.nats.subjectPrefix, log, registry: this.registry, pacer: this.pacer,
       pinger: this.pinger, journal: this.journal, now: this.clock.now, http: c.http, httpBound: () => this.http.address() });
@@ -125,9 +141,8 @@ export class Daemon {
       else if (state === 'ready') {
         const ms = this.clock.hearing();
         if (ms > 0) this.log.info({ deaf_ms: Math.round(ms) }, 'nats back; the time it was away does not count toward loss');
-        void this.fleet.ready(this.nats.connection);
       }
-    }, (nc) => this.fleet.beforeSubscribe(nc));
+    }, { ...tuning, presence: this.fleet });
     this.housekeeping = new Housekeeping({
       schedule: c.housekeeping, registry: this.registry, pacer: this.pacer, journal: this.journal,
       metrics: this.metrics, clock: this.clock.listeningNow, log,
@@ -162,18 +177,10 @@ export class Daemon {
     this.state = 'starting';
     try {
       // Before anything can change the registry: lock the state dir, restore what the platform is owed.
-      const owed = await this.journal.open();
-      const now = this.clock.listeningNow();
-      const retired = this.journal
-        .takeRetired()
-        .map((r) => ({ worker: r.worker, instance: r.instance, as: r.as, ageMs: now.wall - r.at }));
-      this.registry.restoreTombstones(retired, now);
-      this.registry.restore(owed, now);
-      if (owed.length > 0) this.log.info({ entries: owed.length }, 'restored unaccepted terminal states');
-      if (retired.length > 0) this.log.info({ instances: retired.length }, 'restored retired instances (still suppressed)');
+      await restoreState(this.journal, this.registry, this.clock, this.log);
     } catch (err) {
       this.state = 'failed';
-      throw err;
+      throw describeStateDirError(this.config.stateDir, err);
     }
     // Before the listener: /livez reads it from the first request on.
     this.loop.start();
@@ -187,7 +194,7 @@ export class Daemon {
     this.ticker = setInterval(() => this.tick(), TICK_MS);
     this.housekeeping.start();
     this.natsStarting = this.nats.start().catch((err: unknown) => {
-      if (this.fleet.refusal) this.state = 'failed'; // another daemon shares the beat subjects (logged)
+      if (this.fleet.refusal) this.state = 'failed';
       else this.log.error({ err }, 'nats connection failed');
     });
     this.pinger.startAfter(this.fleet.firstPingGate(this.natsStarting), () => this._state === 'running');
@@ -195,14 +202,10 @@ export class Daemon {
     this.log.info({ node: this.info.node, instance: this.info.instance, version: VERSION }, 'hbagg running');
   }
 
-  /** Resolves once the first NATS connection and subscriptions are up. */
+  /** Resolves once the first NATS connection and subscriptions are up; rejects if another daemon shares the subjects. */
   async natsReady(): Promise<void> {
-    await this.natsStarting;
-    if (this.fleet.refusal) throw this.fleet.refusal;
+    await this.fleet.admitted(this.natsStarting);
   }
-
-  /** Resolves with the reason the daemon must not go on (another daemon shares its subjects), once its state is `failed`. */
-  get failed(): Promise<Error> { return this.fleet.refused.then(async (err) => { await this.natsStarting; return err; }); }
 
   /** A read-only picture of the daemon now: states, counters, addresses (what the demo shows, what tests check). */
   async snapshot(): Promise<DaemonSnapshot> {
@@ -217,7 +220,6 @@ export class Daemon {
       stalls: this.clock.stalls,
       journal: { ...this.journal.stats },
       healthRounds: this.health.rounds,
-      fleet: this.fleet.snapshot(),
       ...(await readCounters(this.metrics)),
     };
   }
@@ -250,6 +252,7 @@ export class Daemon {
   private tick(): void {
     const stalled = this.clock.sample();
     if (stalled > 0) this.log.warn({ stalled_ms: Math.round(stalled) }, 'event loop stalled; the stalled time does not count toward loss');
+    this.storm.check(this.clock.now().mono);
     const losses = this.registry.detectLoss(this.clock.listeningNow());
     if (losses.length === 0) return;
     for (const l of losses) {
@@ -277,8 +280,6 @@ export class Daemon {
     this.state = 'stopping';
     const deadline = this.clock.now().mono + this.config.shutdownTimeoutMs;
     const steps = new StepRunner({ onError: (step, err) => this.log.error({ err, step }, 'shutdown step failed') });
-    // Leave discovery first: a stopping daemon is no longer one `hbagg fleet` should list.
-    await steps.run('leave fleet', () => this.fleet.stop());
     // Drain first: beats already received are still counted into the final ping.
     await steps.run('drain nats', () => within(this.nats.stop(), Math.max(0, (deadline - this.clock.now().mono) / 4)));
     await steps.run('stop intake', () => {

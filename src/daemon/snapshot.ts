@@ -54,8 +54,6 @@ export interface DaemonSnapshot extends DaemonCounters {
   journal: JournalStats;
   /** Rounds of /healthz checks run (concurrent probes share one). */
   healthRounds: number;
-  /** The NATS micro service's id once registered, and the daemon sharing the beat subjects, if one was found. */
-  fleet: { serviceId: string | undefined; twin: Twin | undefined };
 }
 
 /**

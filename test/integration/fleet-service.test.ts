@@ -60,11 +60,19 @@ describe('the hbagg NATS service', () => {
     await nats?.stop();
   });
 
+  /** The id of `t`'s service, found by discovery (undefined until it answers). */
+  const serviceId = async (t: TestDaemon): Promise<string | undefined> => {
+    const instance = (await t.daemon.snapshot()).info.instance;
+    for await (const m of await nc.requestMany('$SRV.PING.hbagg', undefined, { strategy: 'timer', maxWait: 300 })) {
+      const p = json<Info>(m);
+      if (p.metadata.instance === instance) return p.id;
+    }
+    return undefined;
+  };
+
   const start = async (env: Record<string, string> = {}) => {
     d = await startTestDaemon({ natsUrl: nats.url, platformUrl: stub.url, env: { HBAGG_NODE_ID: 'svc-node', ...env } });
-    const id = await waitFor(async () => (await d!.daemon.snapshot()).fleet.serviceId, { message: 'service registered' });
-    // Registered means the server has the subscriptions: discovery answers.
-    await waitFor(() => nc.request(`$SRV.PING.hbagg.${id}`, undefined, { timeout: 500 }).then(() => true), { message: 'service discoverable' });
+    await waitFor(() => serviceId(d!).then(Boolean), { message: 'service discoverable' });
     return d;
   };
 
@@ -199,7 +207,7 @@ describe('the hbagg NATS service', () => {
 
   it('is registered again after a NATS restart, and leaves discovery when the daemon stops', async () => {
     const t = await start();
-    const id = (await t.daemon.snapshot()).fleet.serviceId;
+    const id = (await serviceId(t))!;
     const ping = async () => json<Info>(await nc.request(`$SRV.PING.hbagg.${id}`, undefined, { timeout: 300 })).id;
     expect(await ping()).toBe(id);
     await nats.restart();

@@ -202,7 +202,7 @@ describe('two nodes on one shared nats-server', () => {
       await waitFor(() => seen(ds[0]!).length === 1 && seen(ds[1]!).length === 2, { message: 'beats heard' });
       expect(seen(ds[0]!)).toEqual(['w-a']);
       expect(seen(ds[1]!)).toEqual(['w-b', 'w-b2']);
-      for (const d of ds) expect((await d.daemon.snapshot()).fleet.twin).toBeUndefined();
+      for (const d of ds) expect(await d.daemon.testHooks.recheckSharedSubjects()).toBeUndefined();
     } finally {
       await nc.close();
       await Promise.all(ds.map((d) => d.stop()));

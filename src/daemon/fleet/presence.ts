@@ -14,6 +14,7 @@ import type { NatsConnection } from '@nats-io/transport-node';
 import type { Logger } from 'pino';
 import { settleWithin } from '../../util/index.js';
 import type { HealthCheck } from '../http/health.js';
+import type { NatsPresence } from '../nats-ingest.js';
 import { statusBody, workersReply, type StatusDeps, type WorkersDeps } from './endpoints.js';
 import { MicroService } from './micro.js';
 import { SharedSubjectError, TwinGuard, type Twin } from './twin-guard.js';
@@ -50,12 +51,9 @@ export function boundAddress(a: AddressInfo | undefined, configured: string): st
   return a.family === 'IPv6' ? `[${a.address}]:${a.port}` : `${a.address}:${a.port}`;
 }
 
-export class FleetPresence {
+export class FleetPresence implements NatsPresence {
   readonly guard: TwinGuard;
-  /** Resolves if the guard refused the start: another daemon shares the beat subjects. */
-  readonly refused: Promise<SharedSubjectError>;
   private _refusal: SharedSubjectError | undefined;
-  private refuse: (err: SharedSubjectError) => void = () => undefined;
   private service: { nc: NatsConnection; micro: MicroService } | undefined;
   private stopped = false;
   private probing: Promise<void> | undefined;
@@ -69,7 +67,6 @@ export class FleetPresence {
       log: d.log,
       self: () => ({ node: d.info.node, instance: d.info.instance, version: d.info.version, http: httpAddress() }),
     });
-    this.refused = new Promise((resolve) => (this.refuse = resolve));
     this.status = { ...d, httpAddress, twin: () => this.guard.twin };
     this.workers = { node: d.info.node, registry: d.registry, token: d.http.token, exposeMeta: exposesMeta(d.http) };
   }
@@ -86,7 +83,7 @@ export class FleetPresence {
     } catch (err) {
       if (err instanceof SharedSubjectError) {
         this.d.log.fatal({ twin: err.twin }, err.message);
-        this.refuse((this._refusal ??= err));
+        this._refusal ??= err;
       }
       throw err;
     }
@@ -106,9 +103,10 @@ export class FleetPresence {
     return nc ? this.guard.recheck(nc) : Promise.resolve(this.guard.twin);
   }
 
-  /** The service id once registered, and the twin found, if any: for the daemon's snapshot. */
-  snapshot(): { serviceId: string | undefined; twin: Twin | undefined } {
-    return { serviceId: this.service?.micro.id, twin: this.guard.twin };
+  /** Resolves when `natsStarting` does; rejects with the refusal if the guard made one. */
+  async admitted(natsStarting: Promise<unknown> | undefined): Promise<void> {
+    await natsStarting;
+    if (this._refusal) throw this._refusal;
   }
 
   /** NATS is (again) connected and subscribed on `nc`: make sure the service is registered there. */

@@ -60,7 +60,11 @@ export function judgePlatform(f: PlatformFacts): { ok: true; detail: Record<stri
     return { ok: false, error: `no ping answered in ${up} ms since start (allowed ${f.allowanceMs} ms)` };
   }
   if (f.last.outcome !== 'accepted') {
-    const how = [f.last.status !== undefined ? `HTTP ${f.last.status}` : undefined, f.last.error].filter(Boolean).join(': ');
+    // The client's error already starts with "HTTP <status>: " for an HTTP answer: do not say it twice.
+    const status = f.last.status !== undefined ? `HTTP ${f.last.status}` : undefined;
+    const how = status !== undefined && f.last.error?.startsWith(status)
+      ? f.last.error
+      : [status, f.last.error].filter(Boolean).join(': ');
     return {
       ok: false,
       error: `last ping ${f.last.outcome}${how ? ` (${how})` : ''} ${f.nowWall - f.last.atWall} ms ago; ${since}`,
