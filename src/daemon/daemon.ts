@@ -126,6 +126,7 @@ export class Daemon {
       registry: this.registry, clock: this.clock.listeningNow, metrics: this.metrics, rejects: this.rejects, log,
       onTransition: (kind) => {
         this.pinger.urgent();
+        this.watchLoss();
         // A new instance is journaled (so it is reported if it dies while no daemon runs); a restart can turn the
         // old instance `lost`; a return takes a `lost` back.
         if (kind === 'appeared' || kind === 'restarted' || kind === 'returned') this.persistSoon();
@@ -191,7 +192,6 @@ export class Daemon {
       this.state = 'failed';
       throw new Error(`cannot listen on ${this.config.http.listen}: ${(err as Error).message}`);
     }
-    this.ticker = setInterval(() => this.tick(), TICK_MS);
     this.housekeeping.start();
     this.natsStarting = this.nats.start().catch((err: unknown) => {
       if (this.fleet.refusal) this.state = 'failed';
@@ -199,6 +199,8 @@ export class Daemon {
     });
     this.pinger.startAfter(this.fleet.firstPingGate(this.natsStarting), () => this._state === 'running');
     this.state = 'running';
+    // Restored instances may already be owed a loss deadline.
+    this.watchLoss();
     this.log.info({ node: this.info.node, instance: this.info.instance, version: VERSION }, 'hbagg running');
   }
 
@@ -206,6 +208,14 @@ export class Daemon {
   async natsReady(): Promise<void> {
     await this.fleet.admitted(this.natsStarting);
   }
+
+  /** The loss ticker runs while some worker can be convicted: on an idle node nothing ticks. */
+  private watchLoss(): void {
+    if (this.ticker || this._state !== 'running' || !this.registry.lossPossible()) return;
+    this.clock.resume();
+    this.ticker = setInterval(() => this.tick(), TICK_MS);
+  }
+
 
   /** A read-only picture of the daemon now: states, counters, addresses (what the demo shows, what tests check). */
   async snapshot(): Promise<DaemonSnapshot> {
@@ -218,6 +228,7 @@ export class Daemon {
       tracked: this.registry.size,
       intervalMs: this.pacer.currentIntervalMs(),
       stalls: this.clock.stalls,
+      lossWatch: this.ticker !== undefined,
       journal: { ...this.journal.stats },
       healthRounds: this.health.rounds,
       ...(await readCounters(this.metrics)),
@@ -254,6 +265,10 @@ export class Daemon {
     if (stalled > 0) this.log.warn({ stalled_ms: Math.round(stalled) }, 'event loop stalled; the stalled time does not count toward loss');
     this.storm.check(this.clock.now().mono);
     const losses = this.registry.detectLoss(this.clock.listeningNow());
+    if (!this.registry.lossPossible()) {
+      clearInterval(this.ticker);
+      this.ticker = undefined;
+    }
     if (losses.length === 0) return;
     for (const l of losses) {
       this.metrics.transitions.inc({ kind: 'lost' });
@@ -287,6 +302,7 @@ export class Daemon {
     });
     await steps.run('housekeeping', () => {
       clearInterval(this.ticker);
+      this.ticker = undefined;
       this.housekeeping.stop();
     });
     // Leave a little of the budget for closing the listener.
