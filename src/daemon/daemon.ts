@@ -207,10 +207,9 @@ export class Daemon {
     }
     this.housekeeping.start();
     this.natsStarting = this.nats.start().catch((err: unknown) => {
-      if (this.fleet.refusal) this.state = 'failed';
-      else this.log.error({ err }, 'nats connection failed');
+      if (!this.fleet.refusal) this.log.error({ err }, 'nats connection failed');
     });
-    this.pinger.startAfter(this.fleet.firstPingGate(this.natsStarting), () => this._state === 'running');
+    this.pinger.startAfter(this.fleet.firstPingGate(this.natsStarting), () => this._state === 'running' && !this.fleet.refusal);
     this.state = 'running';
     // Restored instances may already be owed a loss deadline.
     this.lossWatch.enable();
@@ -262,7 +261,6 @@ export class Daemon {
         return r;
       };
     },
-    recheckSharedSubjects: () => this.fleet.recheck(this.nats.connection),
   };
 
   /** Journals terminal states (and acceptances) in the next group commit, without waiting for it. */
@@ -277,8 +275,8 @@ export class Daemon {
   }
 
   private async doStop(): Promise<void> {
-    // A daemon that failed to start (say, its state dir is locked by another) never pinged: no final ping.
-    const started = this._state === 'running';
+    // A daemon that failed to start (its state dir is locked by another, another daemon shares its subjects): no final ping.
+    const started = this._state === 'running' && !this.fleet.refusal;
     this.state = 'stopping';
     const deadline = this.clock.now().mono + this.config.shutdownTimeoutMs;
     const steps = new StepRunner({ onError: (step, err) => this.log.error({ err, step }, 'shutdown step failed') });

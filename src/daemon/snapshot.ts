@@ -8,7 +8,6 @@ import type { AddressInfo } from 'node:net';
 import type { DaemonInfo } from '../core/batch.js';
 import type { RejectReason } from '../protocol/decode.js';
 import type { WorkerState } from '../protocol/schemas.js';
-import type { Twin } from './fleet/twin-guard.js';
 import type { HealthCheck } from './http/health.js';
 import type { Handler, ResponseObserver } from './http/server.js';
 import type { BeatResult } from './intake.js';
@@ -73,8 +72,6 @@ export interface DaemonTestHooks {
   disableStallGuard(): void;
   /** Told of the outcome of every beat arriving over NATS (benches count them as they come). */
   onNatsBeat(listener: (result: BeatResult) => void): void;
-  /** Runs the shared-subject probe now instead of at the next minute; resolves with the twin found, if any. */
-  recheckSharedSubjects(): Promise<Twin | undefined>;
 }
 
 type Values = { values: { value: number; labels: Record<string, string | number | undefined> }[] };

@@ -5,9 +5,11 @@
  * lifecycle across a NATS restart and a stop.
  */
 import { headers, type Msg, type NatsConnection } from '@nats-io/transport-node';
+import { pino } from 'pino';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { VERSION } from '../../src/daemon/daemon.js';
 import type { StatusBody } from '../../src/daemon/fleet/endpoints.js';
+import { TwinGuard } from '../../src/daemon/fleet/twin-guard.js';
 import { runFleet } from '../../src/fleet/index.js';
 import {
   beat,
@@ -166,43 +168,72 @@ describe('the hbagg NATS service', () => {
     expect(r.report?.unhealthy).toBe(1);
   });
 
-  it('a daemon that probes and leaves (a refused newcomer) is not taken for a twin', async () => {
-    const t = await start();
-    const passing = nc.subscribe(`${t.prefix}.probe`, {
+  /** Answers `<prefix>.probe` as another daemon, and asks it once as a newcomer does. */
+  const otherDaemon = async (prefix: string, node: string, instance: string) => {
+    const me = JSON.stringify({ node, instance, version: '0.9.0' });
+    const sub = nc.subscribe(`${prefix}.probe`, {
       callback: (_e, m) => {
-        m.respond(JSON.stringify({ node: 'newcomer', instance: 'n-1', version: '1.0.0' }));
+        m.respond(me);
       },
     });
     await nc.flush();
-    setTimeout(() => passing.unsubscribe(), 1_000);
-    expect(await t.daemon.testHooks.recheckSharedSubjects()).toBeUndefined();
+    for await (const _m of await nc.requestMany(`${prefix}.probe`, me, { strategy: 'timer', maxWait: 300 })) void _m;
+    return sub;
+  };
+
+  it('a daemon that probes and leaves (a refused newcomer) is not taken for a twin', async () => {
+    const t = await start();
+    const newcomer = await otherDaemon(t.prefix, 'newcomer', 'n-1');
+    setTimeout(() => newcomer.unsubscribe(), 500);
+    await waitFor(() => t.logs.some((l) => String(l.msg).includes('left: no twin')), { timeoutMs: 10_000, message: 'the probe confirmed no twin' });
+    expect(t.logs.some((l) => l.level === 'error')).toBe(false);
     expect((await fetch(`${t.base}/healthz`)).status).toBe(200);
   });
 
-  it('a twin that appears after start is logged as an error, fails /healthz and shows in status, until it goes', async () => {
+  it('a twin that appears after start (one that asked and stayed) is logged as an error, fails /healthz and shows in status', async () => {
     const t = await start();
-    const fake = nc.subscribe(`${t.prefix}.probe`, {
-      callback: (_e, m) => {
-        m.respond(JSON.stringify({ node: 'other-node', instance: 'other-instance', version: '0.9.0' }));
-      },
-    });
-    await nc.flush();
-    expect((await t.daemon.testHooks.recheckSharedSubjects())?.node).toBe('other-node');
-    await waitFor(() => t.logs.some((l) => l.level === 'error' && String(l.msg).includes('node "other-node"')), { message: 'error logged' });
-    await waitFor(async () => (await fetch(`${t.base}/healthz`)).status === 503, { message: '/healthz fails' });
-    const report = (await (await fetch(`${t.base}/healthz`)).json()) as { checks: Record<string, { status: string; error?: string }> };
-    expect(report.checks['subject_space']?.status).toBe('fail');
-    expect(report.checks['subject_space']?.error).toContain('HBAGG_SUBJECT_PREFIX=hb.<node>');
-    const s = json<StatusBody>(await nc.request('hbagg.svc-node.status', undefined, { timeout: 2000 }));
-    expect(s.twin).toMatchObject({ node: 'other-node', instance: 'other-instance' });
-    const fleet = await runFleet({ nats: t.config.nats, waitMs: 500, json: true });
-    expect(fleet.code).toBe(1);
-    expect(fleet.report?.nodes[0]?.problems.join()).toContain('shares its beat subjects with node "other-node"');
+    const twin = await otherDaemon(t.prefix, 'other-node', 'other-instance');
+    try {
+      await waitFor(() => t.logs.some((l) => l.level === 'error' && String(l.msg).includes('node "other-node"')), { timeoutMs: 10_000, message: 'error logged' });
+      await waitFor(async () => (await fetch(`${t.base}/healthz`)).status === 503, { message: '/healthz fails' });
+      const report = (await (await fetch(`${t.base}/healthz`)).json()) as { checks: Record<string, { status: string; error?: string }> };
+      expect(report.checks['subject_space']?.status).toBe('fail');
+      expect(report.checks['subject_space']?.error).toContain('HBAGG_SUBJECT_PREFIX=hb.<node>');
+      const s = json<StatusBody>(await nc.request('hbagg.svc-node.status', undefined, { timeout: 2000 }));
+      expect(s.twin).toMatchObject({ node: 'other-node', instance: 'other-instance' });
+      const fleet = await runFleet({ nats: t.config.nats, waitMs: 500, json: true });
+      expect(fleet.code).toBe(1);
+      expect(fleet.report?.nodes[0]?.problems.join()).toContain('shares its beat subjects with node "other-node"');
+    } finally {
+      twin.unsubscribe();
+    }
+  });
 
-    fake.unsubscribe();
-    await nc.flush();
-    expect(await t.daemon.testHooks.recheckSharedSubjects()).toBeUndefined();
-    await waitFor(async () => (await fetch(`${t.base}/healthz`)).status === 200, { message: '/healthz recovers' });
+  it('the guard asks again on its schedule: a twin is found, and cleared once it goes', async () => {
+    const prefix = `t${Date.now().toString(36)}`;
+    const logs: string[] = [];
+    const log = pino({ level: 'debug' }, { write: (line: string) => void logs.push(line) });
+    const conn = await natsClient(nats.url);
+    const guard = new TwinGuard({ prefix, log, self: () => ({ node: 'me', instance: 'me-1', version: '1' }), recheckMs: 300, confirmMs: 200, windowMs: 150 });
+    try {
+      await guard.guardStart(conn);
+      expect(guard.twin).toBeUndefined();
+      const sub = nc.subscribe(`${prefix}.probe`, {
+        callback: (_e, m) => {
+          m.respond(JSON.stringify({ node: 'late', instance: 'late-1', version: '1' }));
+        },
+      });
+      await nc.flush();
+      await waitFor(() => guard.twin?.node === 'late', { message: 'twin found on schedule' });
+      expect(logs.some((l) => l.includes('"level":50') && l.includes('node \\"late\\"'))).toBe(true);
+      sub.unsubscribe();
+      await nc.flush();
+      await waitFor(() => guard.twin === undefined, { message: 'twin cleared' });
+      expect(guard.healthCheck().run(new AbortController().signal)).toEqual({ subject: `${prefix}.probe` });
+    } finally {
+      guard.stop();
+      await conn.close();
+    }
   });
 
   it('is registered again after a NATS restart, and leaves discovery when the daemon stops', async () => {

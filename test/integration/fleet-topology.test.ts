@@ -154,7 +154,8 @@ describe('two nodes on one shared nats-server', () => {
       expect(err).toContain('local NATS leaf node whose remote does not share hb.>');
       // The first one goes on, and counts the refused one's probe as no twin (it left).
       expect(first.daemon.state).toBe('running');
-      expect(await first.daemon.testHooks.recheckSharedSubjects()).toBeUndefined();
+      await waitFor(() => first.logs.some((l) => String(l.msg).includes('left: no twin')), { timeoutMs: 10_000, message: 'the newcomer not taken for a twin' });
+      expect((await fetch(`${first.base}/healthz`)).status).toBe(200);
       // Refused means never announced: not even the node's first (empty) ping.
       expect(stub.requests.filter((r) => (r.body as PingBody).node === 'node-b')).toEqual([]);
     } finally {
@@ -202,7 +203,10 @@ describe('two nodes on one shared nats-server', () => {
       await waitFor(() => seen(ds[0]!).length === 1 && seen(ds[1]!).length === 2, { message: 'beats heard' });
       expect(seen(ds[0]!)).toEqual(['w-a']);
       expect(seen(ds[1]!)).toEqual(['w-b', 'w-b2']);
-      for (const d of ds) expect(await d.daemon.testHooks.recheckSharedSubjects()).toBeUndefined();
+      for (const d of ds) {
+        const health = (await (await fetch(`${d.base}/healthz`)).json()) as { checks: Record<string, { status: string }> };
+        expect(health.checks['subject_space']?.status).toBe('ok');
+      }
     } finally {
       await nc.close();
       await Promise.all(ds.map((d) => d.stop()));

@@ -76,6 +76,9 @@ export class TwinGuard {
   private sub: Subscription | undefined;
   private timer: NodeJS.Timeout | undefined;
   private _twin: Twin | undefined;
+  private stopped = false;
+  /** When an asker last triggered a recheck (at most one such a minute: two real twins must not ping-pong). */
+  private askedAt = -Infinity;
   readonly subject: string;
 
   constructor(private readonly o: TwinGuardOptions) {
@@ -108,6 +111,7 @@ export class TwinGuard {
 
   /** Asks again; records (and logs as an error) a twin while one answers. */
   async recheck(nc: NatsConnection): Promise<Twin | undefined> {
+    if (this.stopped) return this._twin;
     let twins: Twin[];
     try {
       const first = await this.probe(nc);
@@ -115,6 +119,7 @@ export class TwinGuard {
       if (first.length > 0) {
         await new Promise((r) => setTimeout(r, this.o.confirmMs ?? CONFIRM_MS).unref());
         twins = (await this.probe(nc)).filter((t) => first.some((f) => f.instance === t.instance));
+        if (twins.length === 0) this.o.log.info({ left: first, subject: this.subject }, 'the other daemon on the probe subject left: no twin');
       }
     } catch (err) {
       // Not being able to ask (disconnected) says nothing about twins: keep the last verdict.
@@ -148,12 +153,23 @@ export class TwinGuard {
         if (err || !msg.reply) return;
         const me = this.o.self();
         const asker = parseIdentity(msg);
-        if (asker && asker.instance !== me.instance) {
-          this.o.log.warn({ asker, subject: this.subject }, 'another hbagg probed this subject space (it should refuse to start)');
-        }
         msg.respond(encoder.encode(JSON.stringify(me)));
+        if (asker && asker.instance !== me.instance) this.asked(nc, asker);
       },
     });
+  }
+
+  /**
+   * Another instance asked: a newcomer, which should refuse and leave. If it
+   * stays (its own probe failed, so it started), the recheck finds it within
+   * seconds rather than at the next minute; one that leaves is not confirmed.
+   */
+  private asked(nc: NatsConnection, asker: ProbeIdentity): void {
+    this.o.log.warn({ asker, subject: this.subject }, 'another hbagg probed this subject space (it should refuse to start)');
+    const now = performance.now();
+    if (this.stopped || now - this.askedAt < (this.o.recheckMs ?? RECHECK_MS)) return;
+    this.askedAt = now;
+    void this.recheck(nc);
   }
 
   /** /healthz check `subject_space`: fails while another daemon shares the beat subjects. */
@@ -170,6 +186,7 @@ export class TwinGuard {
   }
 
   stop(): void {
+    this.stopped = true;
     clearInterval(this.timer);
     this.sub?.unsubscribe();
     this.sub = undefined;
