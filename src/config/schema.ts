@@ -97,10 +97,12 @@ const platformSchema = z
 const httpSchema = z.strictObject({
   /** Default "127.0.0.1:9470". */
   listen: checked(checkListen).default('127.0.0.1:9470'),
-  /** When set, POST routes need `authorization: Bearer <token>`. */
+  /** When set, POST routes and GET /v1/workers need `authorization: Bearer <token>`. */
   token: text().optional(),
   /** Default 65536. */
   max_body_bytes: int(1024, 16 * 1024 * 1024).default(65_536),
+  /** Whether GET /v1/workers shows the workers' meta values. Default false. */
+  expose_meta: z.boolean({ error: 'expected true or false' }).default(false),
 });
 
 const flushSchema = z

@@ -40,10 +40,12 @@ export interface HttpConfig {
   listen: string;
   host: string;
   port: number;
-  /** When set, POST routes need `authorization: Bearer <token>`. */
+  /** When set, POST routes and GET /v1/workers need `authorization: Bearer <token>`. */
   token?: string;
   /** Request bodies over this are refused with 413. Default 65536. */
   maxBodyBytes: number;
+  /** Whether GET /v1/workers shows meta values (they may hold secrets). Default false. */
+  exposeMeta: boolean;
 }
 
 export interface FlushConfig {

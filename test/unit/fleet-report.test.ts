@@ -1,7 +1,7 @@
 import { headers } from '@nats-io/transport-node';
 import { describe, expect, it } from 'vitest';
 import { statusBody, workersReply, type StatusBody, type StatusDeps } from '../../src/daemon/fleet/endpoints.js';
-import { endpointSubject, exposesMeta } from '../../src/daemon/fleet/presence.js';
+import { endpointSubject } from '../../src/daemon/fleet/presence.js';
 import { sharedSubjectMessage } from '../../src/daemon/fleet/twin-guard.js';
 import type { FleetMember } from '../../src/fleet/discover.js';
 import { buildReport, duration, formatTable, judge } from '../../src/fleet/report.js';
@@ -96,12 +96,6 @@ describe('the hbagg service endpoints', () => {
     expect(workersReply(d, req('', 'Bearer nope'))).toMatchObject({ ok: false, code: 401 });
     expect(workersReply(d, req('{"token":"nope"}'))).toMatchObject({ ok: false, code: 401 });
     expect(workersReply(d, req('not json'))).toMatchObject({ ok: false, code: 401, error: expect.stringContaining('authorization required') });
-  });
-
-  it('reads http.expose_meta only when the config has it', () => {
-    expect(exposesMeta({ listen: 'x' })).toBe(false);
-    expect(exposesMeta({ listen: 'x', exposeMeta: true })).toBe(true);
-    expect(exposesMeta({ listen: 'x', exposeMeta: 'yes' })).toBe(false);
   });
 
   it('endpoint subjects are one token per node', () => {

@@ -7,6 +7,7 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
 import type { MsgHdrs } from '@nats-io/transport-node';
 import type { PingWorker, WorkerState } from '../../protocol/schemas.js';
+import { workersView } from '../http/exposure.js';
 import type { LastPing } from '../pinger.js';
 import type { EndpointReply, EndpointRequest } from './micro.js';
 import type { Twin } from './twin-guard.js';
@@ -102,14 +103,7 @@ export function workersReply(d: WorkersDeps, req: EndpointRequest): EndpointRepl
     }
     if (!sameSecret(given, d.token)) return { ok: false, code: 401, error: 'authorization refused: the token does not match http.token' };
   }
-  const workers = d.registry.snapshot();
-  return { ok: true, body: { node: d.node, workers: d.exposeMeta ? workers : workers.map(withoutMeta) } };
-}
-
-function withoutMeta(w: PingWorker): PingWorker {
-  if (w.meta === undefined) return w;
-  const { meta: _meta, ...rest } = w;
-  return rest;
+  return { ok: true, body: { node: d.node, workers: workersView(d.registry.snapshot(), d.exposeMeta) } };
 }
 
 function tokenOf(h: MsgHdrs | undefined, data: Uint8Array): string | undefined {

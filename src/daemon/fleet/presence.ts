@@ -26,8 +26,8 @@ export const FIRST_PING_HOLD_MS = 2_000;
 export interface PresenceDeps extends Omit<StatusDeps, 'twin' | 'httpAddress'> {
   log: Logger;
   registry: StatusDeps['registry'] & WorkersDeps['registry'];
-  /** The HTTP settings: `listen` (until bound), `token`, and `expose_meta` once the config has it. */
-  http: { listen: string; token?: string };
+  /** The HTTP settings: `listen` (until bound), `token` and `expose_meta` (the rules of GET /v1/workers). */
+  http: { listen: string; token?: string; exposeMeta: boolean };
   /** Where the HTTP interface is bound, once it is. */
   httpBound(): AddressInfo | undefined;
 }
@@ -35,14 +35,6 @@ export interface PresenceDeps extends Omit<StatusDeps, 'twin' | 'httpAddress'> {
 /** An endpoint subject of one node (a node id may hold dots, which would add tokens: they become `_`). */
 export function endpointSubject(node: string, endpoint: string): string {
   return `${SERVICE_NAME}.${node.replace(/[.*>\s]/g, '_')}.${endpoint}`;
-}
-
-/**
- * `http.expose_meta` (added with the /v1/workers hardening): read without
- * depending on the key's presence, so both changes merge in either order.
- */
-export function exposesMeta(http: object): boolean {
-  return 'exposeMeta' in http && http.exposeMeta === true;
 }
 
 /** `host:port` the HTTP interface is bound to (the real port when configured as 0). */
@@ -68,7 +60,7 @@ export class FleetPresence implements NatsPresence {
       self: () => ({ node: d.info.node, instance: d.info.instance, version: d.info.version, http: httpAddress() }),
     });
     this.status = { ...d, httpAddress, twin: () => this.guard.twin };
-    this.workers = { node: d.info.node, registry: d.registry, token: d.http.token, exposeMeta: exposesMeta(d.http) };
+    this.workers = { node: d.info.node, registry: d.registry, token: d.http.token, exposeMeta: d.http.exposeMeta };
   }
 
   /** The refusal, once the guard made one. */
