@@ -4,6 +4,9 @@
  * `status` endpoints, a twin found after start, and the registration's
  * lifecycle across a NATS restart and a stop.
  */
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 import { headers, type Msg, type NatsConnection } from '@nats-io/transport-node';
 import { pino } from 'pino';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
@@ -131,6 +134,23 @@ describe('the hbagg NATS service', () => {
     expect(ok.node).toBe('svc-node');
     expect(ok.workers.map((w) => [w.worker, w.state])).toEqual([['w-meta', 'active']]);
     expect(JSON.stringify(ok)).not.toContain('secret-role');
+  });
+
+  it('workers: meta values with http.expose_meta, as GET /v1/workers shows them', async () => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'hbagg-meta-'));
+    const file = path.join(dir, 'hbagg.json');
+    writeFileSync(file, JSON.stringify({ http: { expose_meta: true } }));
+    d = await startTestDaemon({ natsUrl: nats.url, platformUrl: stub.url, file, env: { HBAGG_NODE_ID: 'svc-node' } });
+    const t = d;
+    await waitFor(() => serviceId(t).then(Boolean), { message: 'service discoverable' });
+    nc.publish(`${t.prefix}.beat.w-meta`, beat('w-meta', 1, { meta: { role: 'shown-role' } }));
+    await waitFor(() => t.daemon.workers().length === 1, { message: 'beat heard' });
+    const viaNats = json<{ workers: Record<string, unknown>[] }>(await nc.request('hbagg.svc-node.workers', undefined, { timeout: 2000 }));
+    const viaHttp = (await (await fetch(`${t.base}/v1/workers`)).json()) as { workers: Record<string, unknown>[] };
+    expect(viaNats.workers[0]?.meta).toEqual({ role: 'shown-role' });
+    // `beats` counts since the last accepted ping, which may fall between the two reads.
+    const steady = (ws: Record<string, unknown>[]) => ws.map(({ beats: _b, ...rest }) => rest);
+    expect(steady(viaNats.workers)).toEqual(steady(viaHttp.workers));
   });
 
   it('status: pacer, last ping, workers by state and journal health; fleet marks a node whose pings fail', async () => {
