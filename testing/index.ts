@@ -19,3 +19,4 @@ export { CLI, spawnHbagg, type HbaggProcess } from './cli.js';
 export { startNatsCluster, type NatsCluster } from './nats-cluster.js';
 export { EventReader, startRoundRobinProxy, type RoundRobinProxy } from './receiver-support.js';
 export { linearFit, mean, median, quantile, sig, sorted } from './stats.js';
+export { startLeafTopology, type LeafTopology } from './nats-topology.js';
