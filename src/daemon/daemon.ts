@@ -28,6 +28,7 @@ import { PlatformClient } from './platform-client.js';
 import { RejectLog } from './reject-log.js';
 import { RunClock } from './run-clock.js';
 import { readCounters, type DaemonSnapshot, type DaemonState, type DaemonTestHooks } from './snapshot.js';
+import { StormWatch } from './storm-watch.js';
 
 export type { DaemonCounters, DaemonSnapshot, DaemonState, DaemonTestHooks } from './snapshot.js';
 
@@ -60,6 +61,7 @@ export class Daemon {
   private readonly loop = new EventLoopMonitor();
   private readonly rejects: RejectLog;
   private readonly housekeeping: Housekeeping;
+  private readonly storm: StormWatch;
   private _state: DaemonState = 'created';
   private ticker: NodeJS.Timeout | undefined;
   private closing: Promise<void> | undefined;
@@ -78,14 +80,21 @@ export class Daemon {
       requestTimeoutMs: c.platform.timeoutMs,
       maxRetryAfterMs: c.platform.maxRetryAfterMs,
     });
+    // What a restart storm drops: counted by the registry, exported and logged (rate-limited).
+    const drops = {
+      droppedDisplaced: () => this.registry.droppedDisplaced,
+      tombstonesEvictedEarly: () => this.registry.tombstonesEvictedEarly,
+    };
     this.metrics = new Metrics({
       workersByState: () => this.registry.countByState(),
       currentIntervalMs: () => this.pacer.currentIntervalMs(),
       tombstones: () => this.registry.tombstoneCount(),
+      ...drops,
     });
+    this.storm = new StormWatch(log, drops, c.workers);
     this.rejects = new RejectLog(log);
     this.journal = new Journal({
-      dir: c.stateDir, log, instance: this.info.instance, source: () => this.registry.unackedTerminals(),
+      dir: c.stateDir, log, instance: this.info.instance, source: () => this.registry.durable(),
       retired: () => this.registry.retiredInstances(this.clock.listeningNow()),
       retentionMs: c.workers.tombstoneRetentionMs,
       maxRetired: c.workers.maxTombstones,
@@ -109,11 +118,13 @@ export class Daemon {
       registry: this.registry, clock: this.clock.listeningNow, metrics: this.metrics, rejects: this.rejects, log,
       onTransition: (kind) => {
         this.pinger.urgent();
-        // A restart can turn the old instance `lost`; a return takes a `lost` back.
-        if (kind === 'restarted' || kind === 'returned') this.persistSoon();
+        // A new instance is journaled (reported `lost` if it dies while the daemon is down); a restart can
+        // turn the old instance `lost`; a return takes a `lost` back.
+        if (kind === 'appeared' || kind === 'restarted' || kind === 'returned') this.persistSoon();
       },
       retired: (worker, instance, as, at) => this.journal.retire(worker, instance, as, at),
       persist: () => this.journal.sync(),
+      conflict: (worker, stale, current) => this.storm.conflict(worker, stale, current, this.clock.now().mono),
     });
     this.nats = new NatsIngest(c.nats, this.intake, log, (state) => {
       if (state === 'disconnected') this.clock.deaf();
@@ -163,7 +174,12 @@ export class Daemon {
         .map((r) => ({ worker: r.worker, instance: r.instance, as: r.as, ageMs: now.wall - r.at }));
       this.registry.restoreTombstones(retired, now);
       this.registry.restore(owed, now);
-      if (owed.length > 0) this.log.info({ entries: owed.length }, 'restored unaccepted terminal states');
+      const alive = this.registry.restoreLive(owed, now);
+      // Restored instances beat over NATS: their silence counts from when the daemon can hear them.
+      if (alive > 0) this.clock.deaf();
+      const terminals = owed.filter((e) => e.state === 'stopped' || e.state === 'lost').length;
+      if (terminals > 0) this.log.info({ entries: terminals }, 'restored unaccepted terminal states');
+      if (alive > 0) this.log.info({ instances: alive }, 'restored live instances (lost unless they beat again)');
       if (retired.length > 0) this.log.info({ instances: retired.length }, 'restored retired instances (still suppressed)');
     } catch (err) {
       this.state = 'failed';
@@ -237,6 +253,7 @@ export class Daemon {
   private tick(): void {
     const stalled = this.clock.sample();
     if (stalled > 0) this.log.warn({ stalled_ms: Math.round(stalled) }, 'event loop stalled; the stalled time does not count toward loss');
+    this.storm.check(this.clock.now().mono);
     const losses = this.registry.detectLoss(this.clock.listeningNow());
     if (losses.length === 0) return;
     for (const l of losses) {

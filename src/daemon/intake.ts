@@ -31,6 +31,8 @@ export interface IntakeDeps {
   retired?(worker: string, instance: string, as: RetiredAs, at: number): void;
   /** Makes a Leave (its terminal state, its retirement) durable before it is acknowledged (the state journal). */
   persist?(): Promise<void>;
+  /** A beat from `stale`, an instance `current` replaced: two processes claim `worker` (counted, logged rate-limited). */
+  conflict?(worker: string, stale: string, current: string): void;
 }
 
 export class Intake {
@@ -65,7 +67,13 @@ export class Intake {
     if (!this.open) return this.reject('capacity', 'the daemon is shutting down and takes no more beats', source);
     const t = this.d.clock();
     const out = this.d.registry.applyBeat(decoded.value, t);
-    if (!out.ok) return this.reject(out.reason, out.error, source);
+    if (!out.ok) {
+      if (out.conflict !== undefined) {
+        this.d.metrics.instanceConflicts.inc();
+        this.d.conflict?.(decoded.value.worker, decoded.value.instance, out.conflict);
+      }
+      return this.reject(out.reason, out.error, source);
+    }
     this.d.metrics.beatsAccepted.inc();
     if (out.transition) {
       if (out.replaced !== undefined) this.d.retired?.(decoded.value.worker, out.replaced, 'replaced', t.wall);

@@ -13,6 +13,10 @@ export interface MetricsSources {
   workersByState(): Record<WorkerState, number>;
   currentIntervalMs(): number;
   tombstones(): number;
+  /** Reports of replaced instances dropped to bound memory (cumulative, the registry's count). */
+  droppedDisplaced(): number;
+  /** Retirements evicted before their retention (cumulative, the registry's count). */
+  tombstonesEvictedEarly(): number;
 }
 
 export class Metrics {
@@ -25,6 +29,7 @@ export class Metrics {
   readonly pingBytes: Counter;
   readonly transitions: Counter<'kind'>;
   readonly httpRequests: Counter<'route' | 'status'>;
+  readonly instanceConflicts: Counter;
   private loopDelay: (() => LoopDelay) | undefined;
 
   constructor(sources: MetricsSources, opts: { defaultMetrics?: boolean } = {}) {
@@ -68,6 +73,31 @@ export class Metrics {
       help: 'Requests answered by the HTTP interface, by route and status',
       labelNames: ['route', 'status'],
       registers,
+    });
+    this.instanceConflicts = new Counter({
+      name: 'hbagg_instance_conflicts_total',
+      help: 'Beats from an instance that a newer instance of the same worker replaced (two processes claiming one worker id); dropped',
+      registers,
+    });
+    // The registry counts these (it is pure); they are read at scrape time.
+    new Counter({
+      name: 'hbagg_lost_reports_dropped_total',
+      help: 'Reports (lost, stopped, draining) of replaced instances dropped unsent, by reason: too_many_replaced = more than max_workers waited for an accepted ping',
+      labelNames: ['reason'],
+      registers,
+      collect() {
+        this.reset();
+        this.inc({ reason: 'too_many_replaced' }, sources.droppedDisplaced());
+      },
+    });
+    new Counter({
+      name: 'hbagg_tombstones_evicted_early_total',
+      help: 'Retired instances forgotten before tombstone_retention_ms because max_tombstones was reached (their beats are no longer suppressed)',
+      registers,
+      collect() {
+        this.reset();
+        this.inc(sources.tombstonesEvictedEarly());
+      },
     });
     const loop = () => this.loopDelay?.();
     new Gauge({

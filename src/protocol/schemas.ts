@@ -78,6 +78,12 @@ export const PingWorker = z.object({
   first_seen: z.number().int(),
   last_seen: z.number().int(),
   beats: z.number().int().min(0),
+  /**
+   * Every beat of this instance the daemon accepted so far (never decreases,
+   * survives a daemon restart): count by difference. Always sent by hbagg;
+   * optional so pings of older daemons still validate.
+   */
+  beats_total: z.number().int().min(0).optional(),
   seq: Seq,
   interval_ms: z.number().int().optional(),
   status: WorkerStatus.optional(),

@@ -433,3 +433,44 @@ async function waitUntil(fn: () => boolean): Promise<void> {
     await new Promise((r) => setTimeout(r, 5));
   }
 }
+
+describe('the state journal: live instances (2.7)', () => {
+  const alive = (worker: string, total: number): PingWorker => ({
+    worker, instance: `${worker}-i1`, state: 'active', since: 1_700_000_000_000, first_seen: 1_700_000_000_000,
+    last_seen: 1_700_000_001_000, beats: 0, beats_total: total, seq: total, interval_ms: 1000,
+  });
+
+  it('keeps each live instance with its latest beats_total across a crash and a compaction, and forgets one that turned terminal and was accepted', async () => {
+    const a = setup();
+    await a.journal.open();
+    a.put(alive('w1', 3));
+    a.put(alive('w2', 5));
+    await a.journal.sync();
+    a.put(alive('w1', 7));
+    a.ack(alive('w2', 5));
+    a.put(entry('w2', 'lost', { instance: 'w2-i1', beats_total: 5 }));
+    await a.journal.sync();
+    const lines = readFileSync(a.file, 'utf8').split('\n').filter(Boolean);
+    expect(lines.filter((l) => l.includes('"op":"live"'))).toHaveLength(3);
+    await a.journal.compact();
+    a.ack(entry('w2', 'lost', { instance: 'w2-i1' }));
+    await a.journal.sync();
+    const b = setup(a.dir);
+    await a.journal.close();
+    expect(await b.journal.open()).toEqual([alive('w1', 7)]);
+  });
+
+  it('reads a journal written before live records existed as before, and drops a live record that is not active', () => {
+    const old = [
+      encodeRecord({ op: 'put', e: entry('s1') }),
+      encodeRecord({ op: 'retire', worker: 's1', instance: 's1-i1', as: 'stopped', at: 1_700_000_000_000 }),
+      encodeRecord({ op: 'put', e: entry('l1', 'lost') }),
+      encodeRecord({ op: 'ack', worker: 'l1', instance: 'l1-i1' }),
+    ].join('');
+    const r = replay(Buffer.from(old));
+    expect(r.entries).toEqual([entry('s1')]);
+    expect(r.dropped).toEqual({});
+    expect(decodeLine(encodeRecord({ op: 'live', e: entry('x') }).trimEnd())).toEqual({ ok: false, why: 'schema' });
+    expect(decodeLine(encodeRecord({ op: 'live', e: alive('x', 1) }).trimEnd())).toEqual({ ok: true, record: { op: 'live', e: alive('x', 1) } });
+  });
+});

@@ -3,8 +3,9 @@
  * instances each, seq sometimes going backwards), Leaves, restarts, clock
  * advances, loss detection, pruning and pings that are accepted (whole or a
  * prefix of their parts, sometimes after more beats) or fail. A model kept
- * beside it checks PROTOCOL.md 2.1 (exactly-once `beats`), 2.3 (suppression)
- * and 2.7 (every terminal state reaches an accepted ping unless superseded).
+ * beside it checks PROTOCOL.md 2.1 (exactly-once `beats`), 2.3 (suppression),
+ * 2.7 (every terminal state reaches an accepted ping unless superseded; live
+ * instances survive a crash) and 3 (`beats_total` counts every accepted beat).
  */
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
@@ -82,6 +83,8 @@ function run(ops: readonly Op[]): void {
   // What the registry accepted and what accepted pings carried, per instance.
   const accepted = new Map<string, number>();
   const delivered = new Map<string, number>();
+  /** Accepted beats per instance since the registry first held it (what `beats_total` must say). */
+  const totals = new Map<string, number>();
   const add = (m: Map<string, number>, k: string, n: number) => m.set(k, (m.get(k) ?? 0) + n);
   const lastSeqSent = new Map<string, number>();
   /** Highest seq of an accepted beat or of any Leave, per instance: what an entry may show. */
@@ -108,6 +111,7 @@ function run(ops: readonly Op[]): void {
       seen.add(k);
       // 2.1: an entry holds exactly the accepted beats no accepted ping carried yet.
       expect(p.beats, `beats of ${k}`).toBe((accepted.get(k) ?? 0) - (delivered.get(k) ?? 0));
+      expect(p.beats_total, `beats_total of ${k}`).toBe(totals.get(k) ?? 0);
       if (leftWithinRetention(k)) {
         expect(p.state, `${k} left: never active again`).not.toBe('active');
         expect(p.seq, `${k} left: seq from no later beat`).toBeLessThanOrEqual(maxSeq.get(k) ?? -1);
@@ -132,6 +136,8 @@ function run(ops: readonly Op[]): void {
       expect(occ?.delivered, `${k} forgotten before its ${p.state} was accepted`).toBe(true);
       expect(accepted.get(k) ?? 0, `${k} forgotten with beats owed`).toBe(delivered.get(k) ?? 0);
       current.delete(k);
+      totals.delete(k); // heard of again (a late Leave), it counts from 0
+
     }
     // Every ping lists every active and draining entry.
     const listed = new Set(r.collect().workers.map(keyOf));
@@ -182,6 +188,7 @@ function run(ops: readonly Op[]): void {
           if (leftWithinRetention(k)) expect(out, `beat of ${k} after its Leave`).toMatchObject({ ok: false, reason: 'suppressed' });
           if (out.ok) {
             add(accepted, k, 1);
+            add(totals, k, 1);
             maxSeq.set(k, Math.max(maxSeq.get(k) ?? -1, seq));
           }
         } else {
@@ -209,16 +216,21 @@ function run(ops: readonly Op[]): void {
         finishPing(o.accepted);
         break;
       case 'crash': {
-        // kill -9 and restart: only the unaccepted terminal states survive (the journal), the ping in flight is lost.
-        const saved = JSON.parse(JSON.stringify(r.unackedTerminals())) as PingWorker[];
+        // kill -9 and restart: the unaccepted terminal states and the live instances survive (the journal), the ping in flight is lost.
+        const saved = JSON.parse(JSON.stringify(r.durable())) as PingWorker[];
         r = new Registry(OPTS);
         r.restore(saved, now());
+        r.restoreLive(saved, now());
         inFlight = undefined;
-        const kept = new Set(saved.map(keyOf));
-        for (const k of new Set([...accepted.keys(), ...current.keys(), ...leftAt.keys()])) {
+        const restored = new Map(r.snapshot().map((p) => [keyOf(p), p.state]));
+        const kept = new Set(restored.keys());
+        for (const k of new Set([...accepted.keys(), ...current.keys(), ...leftAt.keys(), ...totals.keys()])) {
+          // A live instance comes back with no beat owed: its unsent beats are only in beats_total.
+          if (restored.get(k) === 'active') delivered.set(k, accepted.get(k) ?? 0);
           if (kept.has(k)) continue;
           // What the registry held only in memory is gone: unsent beats of live workers, Leaves already accepted.
           delivered.set(k, accepted.get(k) ?? 0);
+          totals.delete(k);
           leftAt.delete(k);
           const c = current.get(k);
           if (c?.occ && !c.occ.delivered) throw new Error(`${k}: an unaccepted ${c.p.state} was not in unackedTerminals()`);

@@ -50,11 +50,11 @@ describe('Registry: coalescing (2.1)', () => {
     expect(r.collect().workers).toEqual([
       {
         worker: 'w1', instance: 'a', state: 'active', since: WALL0, first_seen: WALL0, last_seen: WALL0 + 200,
-        beats: 3, seq: 5, interval_ms: 2000, status: 'busy', inflight: 0, load: 0.25,
+        beats: 3, beats_total: 3, seq: 5, interval_ms: 2000, status: 'busy', inflight: 0, load: 0.25,
       },
       {
         worker: 'w2', instance: 'b', state: 'active', since: WALL0 + 150, first_seen: WALL0 + 150, last_seen: WALL0 + 150,
-        beats: 1, seq: 7, interval_ms: 1000, status: 'idle',
+        beats: 1, beats_total: 1, seq: 7, interval_ms: 1000, status: 'idle',
       },
     ]);
   });
@@ -142,7 +142,7 @@ describe('Registry: order (2.2)', () => {
     expect(r.collect().workers).toEqual([
       {
         worker: 'w1', instance: 'a', state: 'active', since: WALL0, first_seen: WALL0, last_seen: WALL0,
-        beats: 1, seq: 5, interval_ms: 1000, status: 'busy',
+        beats: 1, beats_total: 1, seq: 5, interval_ms: 1000, status: 'busy',
       },
     ]);
   });
@@ -167,7 +167,7 @@ describe('Registry: suppression and restarts (2.3)', () => {
       { worker: 'w1', instance: 'b', state: 'active', beats: 1, seq: 0, reason: undefined },
     ]);
     expect(r.applyBeat(beat('w1', 'a', 12), at(4))).toEqual({
-      ok: false, reason: 'suppressed', error: 'instance a of w1 has been replaced by a newer instance',
+      ok: false, reason: 'suppressed', error: 'instance a of w1 has been replaced by a newer instance', conflict: 'b',
     });
     ping(r, at(5));
     expect(collected(r)).toEqual([{ worker: 'w1', instance: 'b', state: 'active', beats: 0, seq: 0, reason: undefined }]);
@@ -213,7 +213,7 @@ describe('Registry: suppression and restarts (2.3)', () => {
     expect(r.collect().workers).toEqual([
       {
         worker: 'w1', instance: 'a', state: 'draining', since: WALL0 + 10, reason: 'deploy', first_seen: WALL0,
-        last_seen: WALL0, beats: 1, seq: 2, interval_ms: 1000, status: 'busy', inflight: 2,
+        last_seen: WALL0, beats: 1, beats_total: 1, seq: 2, interval_ms: 1000, status: 'busy', inflight: 2,
       },
     ]);
     expect(r.applyLeave(leave('w1', 'a', 3, 'stopped'), at(20))).toEqual({ ok: true, state: 'stopped', transition: 'stopped' });
@@ -330,7 +330,7 @@ describe('Registry: loss detection (2.5)', () => {
     expect(r.collect().workers).toEqual([
       {
         worker: 'w1', instance: 'a', state: 'lost', since: WALL0 + 7000, reason: 'heartbeat_timeout', first_seen: WALL0 + 1000,
-        last_seen: WALL0 + 1000, beats: 1, seq: 1, interval_ms: 2000, status: 'idle',
+        last_seen: WALL0 + 1000, beats: 1, beats_total: 1, seq: 1, interval_ms: 2000, status: 'idle',
       },
     ]);
   });
@@ -386,7 +386,7 @@ describe('Registry: loss detection (2.5)', () => {
     expect(r.collect().workers).toEqual([
       {
         worker: 'w1', instance: 'a', state: 'active', since: WALL0 + 4000, first_seen: WALL0, last_seen: WALL0 + 4000,
-        beats: 1, seq: 2, interval_ms: 1000, status: 'busy',
+        beats: 1, beats_total: 2, seq: 2, interval_ms: 1000, status: 'busy',
       },
     ]);
     expect(r.detectLoss(at(6999))).toEqual([]);
@@ -660,5 +660,63 @@ describe('Registry: retired instances across a restart (2.3)', () => {
     expect(r.prune(at(10_100))).toEqual({ tombstones: 1, lost: 0 });
     expect(r.prune(at(10_900))).toEqual({ tombstones: 1, lost: 0 });
     expect(r.prune(at(11_000))).toEqual({ tombstones: 2, lost: 0 });
+  });
+});
+
+describe('Registry: beats_total (3)', () => {
+  it('counts every accepted beat of an instance, whatever pings failed or were accepted, and keeps it in the terminal entry', () => {
+    const r = registry();
+    r.applyBeat(beat('w1', 'a', 1), at(0));
+    r.applyBeat(beat('w1', 'a', 2), at(100));
+    r.collect(); // sent, answer lost: beats stay owed
+    r.applyBeat(beat('w1', 'a', 3), at(200));
+    expect(r.collect().workers.map((p) => [p.beats, p.beats_total])).toEqual([[3, 3]]);
+    ping(r, at(300));
+    r.applyBeat(beat('w1', 'a', 3), at(350)); // stale: not counted
+    r.applyBeat(beat('w1', 'a', 4), at(400));
+    expect(r.collect().workers.map((p) => [p.beats, p.beats_total])).toEqual([[1, 4]]);
+    r.applyLeave(leave('w1', 'a', 5, 'stopped'), at(500));
+    expect(r.unackedTerminals().map((p) => p.beats_total)).toEqual([4]);
+  });
+});
+
+describe('Registry: live instances after a restart (2.7)', () => {
+  it('brings back the active instances the journal held, reports lost one that stays silent from the restart on, and counts on for one that beats', () => {
+    const before = registry();
+    before.applyBeat(beat('w1', 'a', 1), at(0));
+    before.applyBeat(beat('w2', 'b', 1), at(0));
+    before.applyBeat(beat('w2', 'b', 2), at(500));
+    before.applyBeat(beat('w3', 'c', 1), at(0));
+    before.applyLeave(leave('w3', 'c', 2, 'stopped'), at(600));
+    const saved = JSON.parse(JSON.stringify(before.durable())) as PingWorker[];
+    expect(saved.map((p) => [p.worker, p.state, p.beats_total])).toEqual([['w1', 'active', 1], ['w2', 'active', 2], ['w3', 'stopped', 1]]);
+    expect(saved.find((p) => p.worker === 'w1')?.meta).toBeUndefined();
+
+    const after = registry();
+    const t0 = 1_000_000; // a restart much later: the deadline counts from it, not from the last beat
+    after.restore(saved, at(t0));
+    expect(after.restoreLive(saved, at(t0))).toBe(2);
+    expect(after.collect().workers.map((p) => `${p.worker}:${p.state}`).sort()).toEqual(['w1:active', 'w2:active', 'w3:stopped']);
+    expect(after.detectLoss(at(t0 + 2999))).toEqual([]);
+    expect(after.applyBeat(beat('w2', 'b', 2), at(t0 + 1000))).toMatchObject({ ok: false, reason: 'stale' });
+    expect(after.applyBeat(beat('w2', 'b', 3), at(t0 + 1000))).toEqual({ ok: true });
+    expect(after.detectLoss(at(t0 + 3000))).toEqual([{ worker: 'w1', instance: 'a', reason: 'heartbeat_timeout' }]);
+    expect(after.collect().workers.map((p) => [p.worker, p.state, p.beats, p.beats_total]).sort()).toEqual([
+      ['w1', 'lost', 0, 1], ['w2', 'active', 1, 3], ['w3', 'stopped', 1, 1],
+    ]);
+    // A retired instance is not brought back, nor one the registry already holds.
+    expect(after.restoreLive(saved, at(t0 + 3001))).toBe(0);
+  });
+
+  it('reports the current instance as a conflict when a replaced instance beats again, but not a left one', () => {
+    const r = registry();
+    r.applyBeat(beat('w1', 'a', 1), at(0));
+    r.applyBeat(beat('w1', 'b', 1), at(10));
+    expect(r.applyBeat(beat('w1', 'a', 2), at(20))).toMatchObject({ ok: false, reason: 'suppressed', conflict: 'b' });
+    r.applyLeave(leave('w1', 'b', 2, 'draining'), at(30));
+    r.applyBeat(beat('w1', 'c', 1), at(40));
+    const late = r.applyBeat(beat('w1', 'b', 3), at(50));
+    expect(late).toMatchObject({ ok: false, reason: 'suppressed' });
+    expect(late).not.toHaveProperty('conflict');
   });
 });

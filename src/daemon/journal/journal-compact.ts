@@ -7,9 +7,9 @@
 import { open, rename } from 'node:fs/promises';
 import type { RetiredInstance } from '../../core/tombstones.js';
 import type { PingWorker } from '../../protocol/schemas.js';
-import { encodeRecord, keyOf, signature, type RetireRecord } from './journal-record.js';
+import { encodeRecord, entryRecord, keyOf, signature, type RetireRecord } from './journal-record.js';
 
-/** A terminal entry the file holds, and the signature it was written with. */
+/** An entry the file holds (terminal or live), and the signature it was written with. */
 export interface Held {
   worker: string;
   instance: string;
@@ -39,9 +39,9 @@ export function retirementsInForce(
 }
 
 /**
- * Writes the live set to `tmp` (retirements first, then terminal entries) and
- * fsyncs it. Returns its size and what it holds. Each slice is its own write:
- * the event loop runs between them.
+ * Writes the live set to `tmp` (retirements first, then terminal entries and
+ * live instances) and fsyncs it. Returns its size and what it holds. Each
+ * slice is its own write: the event loop runs between them.
  */
 export async function writeLiveSet(
   tmp: string,
@@ -61,7 +61,7 @@ export async function writeLiveSet(
     for (let i = 0; i < entries.length; i += SLICE) {
       const slice = entries.slice(i, i + SLICE);
       for (const e of slice) held.set(keyOf(e.worker, e.instance), { worker: e.worker, instance: e.instance, sig: signature(e) });
-      await write(slice.map((e) => encodeRecord({ op: 'put', e })).join(''));
+      await write(slice.map((e) => encodeRecord(entryRecord(e))).join(''));
     }
     await out.sync();
   } finally {

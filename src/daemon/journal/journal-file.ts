@@ -9,7 +9,7 @@ import { open, readFile, type FileHandle } from 'node:fs/promises';
 import type { Logger } from 'pino';
 import type { PingWorker } from '../../protocol/schemas.js';
 import { replaceDurably, writeLiveSet, type Held } from './journal-compact.js';
-import { encodeRecord, keyOf, replay, signature, type RetireRecord } from './journal-record.js';
+import { encodeRecord, entryRecord, keyOf, replay, signature, type RetireRecord } from './journal-record.js';
 
 export interface JournalStats {
   /** Records appended (put + ack + retire), since open. */
@@ -83,7 +83,7 @@ export class JournalFile {
       const sig = signature(e);
       if (this.held.get(k)?.sig === sig) continue;
       this.held.set(k, { worker: e.worker, instance: e.instance, sig });
-      lines.push(encodeRecord({ op: 'put', e }));
+      lines.push(encodeRecord(entryRecord(e)));
     }
     for (const [k, h] of this.held) {
       if (seen.has(k)) continue;

@@ -5,9 +5,13 @@
  *   {"c":"1a2b3c4d","r":{"op":"put","e":{...ping entry...}}}
  *   {"c":"5e6f7a8b","r":{"op":"ack","worker":"w1","instance":"i1"}}
  *   {"c":"9c0d1e2f","r":{"op":"retire","worker":"w1","instance":"i1","as":"draining","at":1763719200123}}
+ *   {"c":"0a1b2c3d","r":{"op":"live","e":{...ping entry, state active, no meta...}}}
  *
- * `put` stores (or replaces) an unaccepted `stopped`/`lost` entry; `ack`
- * forgets it (accepted by the platform, or no longer terminal). `retire` says
+ * `put` stores (or replaces) an unaccepted `stopped`/`lost` entry; `live`
+ * stores (or replaces) an instance that is `active`, with its `beats_total`,
+ * so one that dies while the daemon is down is still reported `lost` after a
+ * restart; `ack` forgets either (accepted by the platform, or gone).
+ * A journal from before `live` simply has none. `retire` says
  * an instance was retired (a Leave, or replaced by a restart) at wall time
  * `at`, so its beats stay suppressed after a restart (PROTOCOL.md 2.3); it is
  * an event, never acked: it ages out at compaction. Pure.
@@ -27,6 +31,7 @@ export interface RetireRecord {
 
 export type JournalRecord =
   | { op: 'put'; e: PingWorker }
+  | { op: 'live'; e: PingWorker }
   | { op: 'ack'; worker: string; instance: string }
   | RetireRecord;
 
@@ -50,7 +55,12 @@ export function keyOf(worker: string, instance: string): string {
 
 /** What makes a stored entry out of date. */
 export function signature(e: PingWorker): string {
-  return `${e.state}|${e.since}|${e.seq}|${e.beats}|${e.reason ?? ''}`;
+  return `${e.state}|${e.since}|${e.seq}|${e.beats}|${e.beats_total ?? ''}|${e.reason ?? ''}`;
+}
+
+/** The record that stores an entry: `put` for a terminal one, `live` for one alive. */
+export function entryRecord(e: PingWorker): JournalRecord {
+  return e.state === 'stopped' || e.state === 'lost' ? { op: 'put', e } : { op: 'live', e };
 }
 
 const hex = (n: number) => n.toString(16).padStart(8, '0');
@@ -82,6 +92,11 @@ export function decodeLine(line: string): { ok: true; record: JournalRecord } | 
     const e = PingWorker.safeParse(rec.e);
     if (!e.success || (e.data.state !== 'stopped' && e.data.state !== 'lost')) return { ok: false, why: 'schema' };
     return { ok: true, record: { op: 'put', e: e.data } };
+  }
+  if (rec.op === 'live') {
+    const e = PingWorker.safeParse(rec.e);
+    if (!e.success || e.data.state !== 'active') return { ok: false, why: 'schema' };
+    return { ok: true, record: { op: 'live', e: e.data } };
   }
   if (rec.op === 'ack' && typeof rec.worker === 'string' && typeof rec.instance === 'string') {
     return { ok: true, record: { op: 'ack', worker: rec.worker, instance: rec.instance } };
@@ -119,7 +134,7 @@ export function liveRetirements(
   return kept.length > max ? kept.slice(kept.length - max) : kept;
 }
 
-/** Replays a journal file: puts and acks by key, retirements by key, every damaged line dropped and counted. */
+/** Replays a journal file: puts, lives and acks by key (`entries` holds both kinds), retirements by key, every damaged line dropped and counted. */
 export function replay(buf: Buffer): Replayed {
   const live = new Map<string, PingWorker>();
   const retired = new Map<string, RetireRecord>();
@@ -141,7 +156,7 @@ export function replay(buf: Buffer): Replayed {
       continue;
     }
     const r = out.record;
-    if (r.op === 'put') live.set(keyOf(r.e.worker, r.e.instance), r.e);
+    if (r.op === 'put' || r.op === 'live') live.set(keyOf(r.e.worker, r.e.instance), r.e);
     else if (r.op === 'ack') live.delete(keyOf(r.worker, r.instance));
     else {
       const k = keyOf(r.worker, r.instance);

@@ -1,13 +1,14 @@
 /**
  * The state journal: the `stopped` and `lost` entries the platform has not
  * accepted yet survive kill -9 and restart (PROTOCOL.md 2.7), and so do
- * retired instances, whose beats stay suppressed (2.3).
+ * retired instances, whose beats stay suppressed (2.3), and the instances
+ * alive with their `beats_total` (reported `lost` if they never beat again).
  *
  * An append-only file of JSON lines, one record per line with its own CRC32
  * (the format: `journal-record.ts`).
  *
  * `sync()` diffs what must be durable (the registry's unaccepted terminal
- * entries) against what the file already holds and appends only the
+ * entries and live instances) against what the file already holds and appends only the
  * difference. A retirement is an event instead (`retire()`): its record is
  * queued into the next commit, never diffed. Writes are group-committed:
  * every `sync()` asked for while a commit is being written joins the next
@@ -52,7 +53,7 @@ export interface JournalOptions {
   log: Logger;
   /** Written into the lock file. */
   instance: string;
-  /** What must be durable now: the registry's unaccepted terminal entries. */
+  /** What must be durable now: the registry's unaccepted terminal entries and live instances. */
   source(): readonly PingWorker[];
   /** Appended bytes (beyond the live set) that trigger a compaction. Default 4 MiB. */
   compactBytes?: number;

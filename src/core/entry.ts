@@ -1,0 +1,109 @@
+/**
+ * One worker instance as the registry tracks it, the outcomes the registry
+ * hands back, and how an entry shows in a ping. Pure.
+ */
+import type { Beat, LeavePhase, PingWorker, WorkerState } from '../protocol/schemas.js';
+import type { RetiredAs } from './tombstones.js';
+
+export interface Entry {
+  worker: string;
+  instance: string;
+  state: WorkerState;
+  since: number;
+  reason?: string;
+  firstSeen: number;
+  lastSeen: number;
+  seq: number;
+  intervalMs: number;
+  status?: Beat['status'];
+  inflight?: number;
+  load?: number;
+  meta?: Beat['meta'];
+  beats: number;
+  /**
+   * Every beat of this instance the daemon accepted, ever (restored after a
+   * restart): `beats` minus nothing, so a platform can count by difference
+   * whatever pings are retried or answered too late.
+   */
+  beatsTotal: number;
+  /** A terminal state the platform has not accepted yet. */
+  unacked: boolean;
+  /** Monotonic time at which silence (or a drain) turns this entry `lost`. */
+  deadline: number;
+  /** Monotonic time the platform accepted this `lost` entry (for pruning). */
+  ackedMono?: number;
+  /** Bumped on every state change, so an acknowledgement clears only the state it carried. */
+  gen: number;
+}
+
+export type Transition = 'appeared' | 'restarted' | 'returned' | 'draining' | 'stopped' | 'lost';
+
+export type BeatOutcome =
+  /** `replaced`: the instance this beat's restart retired just now (on `restarted`). */
+  | { ok: true; transition?: Transition; replaced?: string }
+  /**
+   * `conflict`: the worker's current instance, when this beat comes from an
+   * instance a newer one replaced (two processes claiming one worker id).
+   */
+  | { ok: false; reason: 'stale' | 'suppressed' | 'capacity'; error: string; conflict?: string };
+
+export type LeaveOutcome =
+  | { ok: true; state: LeavePhase; transition?: Transition }
+  | { ok: false; error: string };
+
+/** What one ping carried for one entry; handed back on acceptance. */
+export interface SentRecord {
+  worker: string;
+  instance: string;
+  state: WorkerState;
+  /** The entry's `gen` when collected. */
+  gen: number;
+  beats: number;
+}
+
+export interface LossEvent {
+  worker: string;
+  instance: string;
+  reason: 'heartbeat_timeout' | 'drain_timeout';
+}
+
+/** `stopped` and `lost` are owed to the platform until a ping holding them is accepted. */
+export function isTerminal(state: WorkerState): boolean {
+  return state === 'stopped' || state === 'lost';
+}
+
+/** Whether an entry's instance announced a Leave (so its beats are suppressed). */
+export function leftAs(e: Entry): RetiredAs | undefined {
+  if (e.state === 'draining' || e.state === 'stopped') return e.state;
+  return e.state === 'lost' && e.reason === 'drain_timeout' ? 'draining' : undefined;
+}
+
+export function retiredText(as: string): string {
+  return as === 'replaced' ? 'been replaced by a newer instance' : `announced ${as}`;
+}
+
+export function toPingWorker(e: Entry): PingWorker {
+  const p: PingWorker = {
+    worker: e.worker, instance: e.instance, state: e.state, since: e.since,
+    first_seen: e.firstSeen, last_seen: e.lastSeen, beats: e.beats, beats_total: e.beatsTotal, seq: e.seq,
+    interval_ms: e.intervalMs,
+  };
+  if (e.reason !== undefined) p.reason = e.reason;
+  if (e.status !== undefined) p.status = e.status;
+  if (e.inflight !== undefined) p.inflight = e.inflight;
+  if (e.load !== undefined) p.load = e.load;
+  if (e.meta !== undefined) p.meta = e.meta;
+  return p;
+}
+
+/**
+ * What the state journal keeps of an instance that is alive (PROTOCOL.md 2.7):
+ * enough to report it `lost` if it never beats after a restart, and to go on
+ * counting `beats_total` if it does. No meta: a ping already carried it.
+ */
+export function toLiveRecord(e: Entry): PingWorker {
+  return {
+    worker: e.worker, instance: e.instance, state: e.state, since: e.since, first_seen: e.firstSeen,
+    last_seen: e.lastSeen, beats: 0, beats_total: e.beatsTotal, seq: e.seq, interval_ms: e.intervalMs,
+  };
+}
