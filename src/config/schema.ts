@@ -87,6 +87,8 @@ const platformSchema = z
     max_batch_workers: int(1, 100_000).default(1000),
     /** Default 600000 (10 min). */
     max_retry_after_ms: int(1000, DAY).default(600_000),
+    /** Delta pings (PROTOCOL.md v1.1): `auto` sends them when the platform offers them; `off` sends v1 pings. Default `auto`. */
+    delta: z.enum(['auto', 'off'], { error: 'must be "auto" or "off"' }).default('auto'),
   })
   .superRefine((platform, ctx) => {
     if (platform.token !== undefined && platform.token_file !== undefined) {
@@ -111,6 +113,8 @@ const flushSchema = z
     max_interval_ms: int(10, HOUR).default(30_000),
     /** Default 50. */
     urgent_flush_ms: int(0, HOUR).default(50),
+    /** With delta pings, a full ping at least this often. Default 300000 (5 min). */
+    full_every_ms: int(1000, DAY).default(300_000),
   })
   .superRefine((flush, ctx) => {
     if (flush.min_interval_ms > flush.max_interval_ms) {

@@ -33,6 +33,8 @@ export interface PlatformConfig {
   maxBatchWorkers: number;
   /** Upper clamp on a platform's Retry-After. Default 600000 (10 min). */
   maxRetryAfterMs: number;
+  /** `auto`: delta pings when the platform offers them (v1.1); `off`: v1 pings only. Default `auto`. */
+  delta: 'auto' | 'off';
 }
 
 export interface HttpConfig {
@@ -53,6 +55,8 @@ export interface FlushConfig {
   maxIntervalMs: number;
   /** A transition is pinged within this long. Default 50. */
   urgentFlushMs: number;
+  /** With delta pings, a full ping at least this often. Default 300000. */
+  fullEveryMs: number;
 }
 
 export interface WorkersConfig {

@@ -9,6 +9,7 @@ import { readFileSync } from 'node:fs';
 import type { Logger } from 'pino';
 import type { HbaggConfig } from '../config/types.js';
 import type { DaemonInfo } from '../core/batch.js';
+import { DeltaTracker } from '../core/delta.js';
 import { Pacer } from '../core/pacer.js';
 import { Registry } from '../core/registry.js';
 import type { PingWorker } from '../protocol/schemas.js';
@@ -105,8 +106,11 @@ export class Daemon {
       timeoutMs: c.platform.timeoutMs,
       userAgent: `hbagg/${VERSION}`,
     });
+    // Delta pings (v1.1): the registry tells the tracker what changed; `off` keeps v1 pings.
+    const delta = c.platform.delta === 'off' ? undefined : new DeltaTracker({ fullEveryMs: c.flush.fullEveryMs });
+    if (delta !== undefined) this.registry.watch(delta);
     this.pinger = new Pinger({
-      info: this.info, registry: this.registry, pacer: this.pacer, client, clock: this.clock.now,
+      info: this.info, registry: this.registry, pacer: this.pacer, client, clock: this.clock.now, delta,
       registryClock: this.clock.listeningNow,
       metrics: this.metrics, log, maxBatchWorkers: c.platform.maxBatchWorkers,
       requestTimeoutMs: c.platform.timeoutMs,

@@ -7,7 +7,7 @@ import { REJECT_REASONS, type RejectReason } from '../protocol/decode.js';
 import type { WorkerState } from '../protocol/schemas.js';
 import type { LoopDelay } from './http/event-loop.js';
 
-export type PingMetricOutcome = 'accepted' | 'throttled' | 'too_large' | 'rejected' | 'failed';
+export type PingMetricOutcome = 'accepted' | 'resync' | 'throttled' | 'too_large' | 'rejected' | 'failed';
 
 export interface MetricsSources {
   workersByState(): Record<WorkerState, number>;
@@ -27,6 +27,7 @@ export class Metrics {
   readonly pings: Counter<'outcome'>;
   readonly pingDuration: Histogram;
   readonly pingBytes: Counter;
+  readonly pingModes: Counter<'mode'>;
   readonly transitions: Counter<'kind'>;
   readonly httpRequests: Counter<'route' | 'status'>;
   readonly instanceConflicts: Counter;
@@ -62,6 +63,12 @@ export class Metrics {
       registers,
     });
     this.pingBytes = new Counter({ name: 'hbagg_ping_bytes_total', help: 'Bytes of ping bodies sent', registers });
+    this.pingModes = new Counter({
+      name: 'hbagg_ping_parts_total',
+      help: 'Ping requests sent, by mode (full, delta; v1 when deltas are off)',
+      labelNames: ['mode'],
+      registers,
+    });
     this.transitions = new Counter({
       name: 'hbagg_transitions_total',
       help: 'Worker state transitions, by kind',

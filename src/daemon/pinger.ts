@@ -5,6 +5,7 @@
  */
 import type { Logger } from 'pino';
 import { buildPing, type DaemonInfo } from '../core/batch.js';
+import type { DeltaTracker, PingPlan } from '../core/delta.js';
 import { PROMISE_SLACK_MS, type Pacer, type PingOutcome } from '../core/pacer.js';
 import type { Registry } from '../core/registry.js';
 import type { Clock } from '../core/time.js';
@@ -24,6 +25,8 @@ export interface PingerDeps {
   maxBatchWorkers: number;
   /** The platform client's per-request timeout (a promise must cover every part). */
   requestTimeoutMs: number;
+  /** Delta pings (v1.1); absent when `platform.delta` is `off`: every ping is a v1 ping. */
+  delta?: DeltaTracker;
   /** Called after a ping part is accepted (the journal records what was delivered). */
   onAccepted?(): void;
   /** Awaited before a ping is sent: makes the terminal states it carries durable first (the journal). */
@@ -115,18 +118,32 @@ export class Pinger {
   }
 
   private async pingOnce(final: boolean): Promise<void> {
-    const { registry, pacer, clock, metrics, log } = this.d;
+    const { registry, pacer, clock } = this.d;
     const start = clock();
     const promise = pacer.start(start.mono);
-    const { workers, sent } = registry.collect();
-    await this.d.beforeSend?.();
     const seq = ++this.seq;
+    const plan: Partial<PingPlan> & Pick<PingPlan, 'workers' | 'sent'> =
+      this.d.delta?.plan(registry, seq, start.mono, final) ?? registry.collect();
+    const { workers, sent } = plan;
+    await this.d.beforeSend?.();
     // Parts go one after another: each may take a full timeout before the next ping can start.
     const count = Math.max(1, Math.ceil(workers.length / this.partSize));
     const within = Math.max(promise, count * this.d.requestTimeoutMs + PROMISE_SLACK_MS);
     const parts = buildPing(this.d.info, {
       seq, workers, sent, partSize: this.partSize, sentAt: start.wall, nextPingWithinMs: within, final,
+      ...(plan.mode === undefined || plan.roster === undefined ? {} : { delta: { mode: plan.mode, base: plan.base, roster: plan.roster } }),
     });
+    let complete = false;
+    try {
+      complete = await this.sendParts(parts);
+    } finally {
+      this.d.delta?.finish(complete);
+    }
+  }
+
+  /** Sends the parts in order; returns whether every one was accepted. */
+  private async sendParts(parts: ReturnType<typeof buildPing>): Promise<boolean> {
+    const { registry, pacer, clock, metrics, log } = this.d;
     let outcome: PingOutcome = { kind: 'accepted' };
     for (const part of parts) {
       const body = JSON.stringify(part.body);
@@ -134,29 +151,40 @@ export class Pinger {
       metrics.pings.inc({ outcome: res.outcome });
       metrics.pingDuration.observe(res.durationMs / 1000);
       metrics.pingBytes.inc(Buffer.byteLength(body));
+      metrics.pingModes.inc({ mode: part.body.batch.mode ?? 'v1' });
       const now = clock();
       this.last = { atWall: now.wall, atMono: now.mono, outcome: res.outcome, status: res.status, error: res.error };
       if (res.outcome === 'accepted') {
         registry.acknowledge(part.sent, this.d.registryClock?.() ?? now);
+        this.d.delta?.accepted(part.sent, res);
         this.lastAcceptedWall = now.wall;
         this.d.onAccepted?.();
         if (res.nextIntervalMs !== undefined) outcome = { kind: 'accepted', nextIntervalMs: res.nextIntervalMs };
         continue;
       }
       const ctx = { batch: part.body.batch.id, status: res.status, error: res.error, workers: part.body.workers.length };
+      if (res.outcome === 'resync' && this.d.delta !== undefined && part.body.batch.mode === 'delta') {
+        // A 409 to a delta is not a failure: the full ping goes out at once (a 409 to a full ping is one).
+        this.d.delta.conflict();
+        log.info(ctx, 'platform asked for a full ping (409); sending one now');
+        pacer.resize(now.mono);
+        return false;
+      }
       if (res.outcome === 'too_large' && this.partSize > 1) {
         this.partSize = Math.max(1, Math.floor(this.partSize / 2));
         log.warn({ ...ctx, part_size: this.partSize }, 'platform said the ping is too large; halving the part size');
         pacer.resize(now.mono);
-        return;
+        return false;
       }
       log.warn({ ...ctx, failures: pacer.consecutiveFailures() + 1 }, 'ping not accepted; will retry');
       outcome =
         res.outcome === 'throttled'
           ? res.retryAfterMs === undefined ? { kind: 'throttled' } : { kind: 'throttled', retryAfterMs: res.retryAfterMs }
           : res.outcome === 'failed' ? { kind: 'failed', unreachable: res.unreachable === true } : { kind: 'rejected' };
-      break;
+      pacer.finish(clock().mono, outcome, Math.random);
+      return false;
     }
     pacer.finish(clock().mono, outcome, Math.random);
+    return true;
   }
 }
