@@ -19,7 +19,7 @@ usage:
   hbagg check-config [--config FILE]  print the effective config (secrets redacted) or every bad key
   hbagg demo [--duration SECONDS] [--workers N] [--nats URL] [--log FILE]
                                       see it work: NATS, the daemon, simulated workers and a platform in one process
-  hbagg receive [--port N] [--host HOST] [--next-interval-ms N] [--token TOKEN] [--json]
+  hbagg receive [--port N] [--host HOST] [--next-interval-ms N] [--token TOKEN] [--json] [--no-delta]
                                       the reference platform receiver: validates pings, prints what it learns
                                       (the token can come from HBAGG_RECEIVER_TOKEN instead)
   hbagg --version
@@ -182,7 +182,7 @@ async function demo(args: string[]): Promise<number> {
 async function receive(args: string[]): Promise<number> {
   const values = flags('receive', args, {
     port: { type: 'string' }, host: { type: 'string' }, 'next-interval-ms': { type: 'string' },
-    token: { type: 'string' }, json: { type: 'boolean' },
+    token: { type: 'string' }, json: { type: 'boolean' }, 'no-delta': { type: 'boolean' },
   });
   if (!values) return 2;
   const port = intFlag('port', values.port ?? '8080', 0, 65_535);
@@ -202,6 +202,7 @@ async function receive(args: string[]): Promise<number> {
       host,
       nextIntervalMs: typeof next === 'number' ? next : undefined,
       token: values.token ?? process.env['HBAGG_RECEIVER_TOKEN'],
+      delta: values['no-delta'] !== true,
       onEvent: (e) => console.log(json ? JSON.stringify(e) : `${new Date(e.at).toISOString()} ${formatEvent(e)}`),
     });
   } catch (err) {

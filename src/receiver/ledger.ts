@@ -12,6 +12,7 @@
  */
 import type { Ping, WorkerState } from '../protocol/schemas.js';
 import type { Instant } from '../core/time.js';
+import { DeltaViews, type DeltaVerdict } from './delta.js';
 
 export type NodeChange = 'appeared' | 'restarted' | 'expired' | 'returned' | 'final';
 export type WorkerChange = 'appeared' | 'restarted' | 'draining' | 'stopped' | 'lost' | 'returned';
@@ -69,15 +70,32 @@ interface WorkerRecord {
 export interface LedgerOptions {
   /** Terminal instances are forgotten after this long. Default 600000. */
   retentionMs?: number;
+  /** Take delta pings (v1.1; `receive()` checks them). Default true. */
+  delta?: boolean;
 }
 
 export class Ledger {
   private readonly nodes = new Map<string, NodeLease>();
   private readonly workers = new Map<string, Map<string, WorkerRecord>>();
   private readonly retentionMs: number;
+  /** Each node's view for delta pings; undefined when deltas are refused. */
+  readonly views: DeltaViews | undefined;
 
   constructor(opts: LedgerOptions = {}) {
     this.retentionMs = opts.retentionMs ?? 600_000;
+    this.views = opts.delta === false ? undefined : new DeltaViews();
+  }
+
+  /**
+   * v1.1: checks a ping against the node's view (base, part order, roster)
+   * and applies it. A refused delta changes nothing (answer 409); a roster
+   * mismatch is applied but asks for a resync.
+   */
+  receive(ping: Ping, t: Instant): { events: ReceiverEvent[]; verdict?: DeltaVerdict } {
+    if (this.views === undefined) return { events: this.apply(ping, t) };
+    const verdict = this.views.apply(ping);
+    if (verdict.kind === 'conflict') return { events: [], verdict };
+    return { events: this.apply(ping, t), verdict };
   }
 
   /** Applies one accepted ping (or part) received at `t`; returns what changed. */

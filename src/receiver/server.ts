@@ -30,6 +30,8 @@ export interface ReceiverOptions {
   maxBodyBytes?: number;
   /** Defaults to the process clocks. */
   clock?: () => Instant;
+  /** Offer delta pings (v1.1) in every 2xx answer, and check them. Default true. */
+  delta?: boolean;
 }
 
 export interface ReceiverStats {
@@ -37,8 +39,16 @@ export interface ReceiverStats {
   pings: number;
   /** Sum of `beats` over accepted pings: every beat the daemon accepted, once. */
   beats: number;
-  /** Requests answered 4xx. */
+  /** Requests answered 4xx (a 409 to a delta included). */
   rejected: number;
+  /** Entries listed over accepted pings, and the bytes of their bodies. */
+  entries: number;
+  bytes: number;
+  /** Accepted parts by mode (`v1`: no mode). */
+  modes: { full: number; delta: number; v1: number };
+  /** Deltas refused unapplied (409) and roster mismatches answered `resync: true`. */
+  conflicts: number;
+  resyncs: number;
   /** Requests whose idempotency-key was already answered. */
   duplicates: number;
   nodes: { alive: number; expired: number; final: number };
@@ -70,12 +80,16 @@ type Answer = { status: number; body: unknown };
 export async function startReceiver(opts: ReceiverOptions = {}): Promise<Receiver> {
   const clock = opts.clock ?? (() => ({ wall: Date.now(), mono: performance.now() }));
   const maxBody = opts.maxBodyBytes ?? 16 * 1024 * 1024;
-  const ledger = new Ledger();
+  const offerDelta = opts.delta !== false;
+  const ledger = new Ledger({ delta: offerDelta });
   const events: ReceiverEvent[] = [];
   const counts: Record<string, number> = {};
   // Answers by idempotency-key, oldest first, so a replay gets the same answer.
   const answered = new Map<string, Answer>();
-  const stats = { pings: 0, beats: 0, rejected: 0, duplicates: 0, lastLeaseMs: undefined as number | undefined };
+  const stats = {
+    pings: 0, beats: 0, rejected: 0, duplicates: 0, entries: 0, bytes: 0, conflicts: 0, resyncs: 0,
+    modes: { full: 0, delta: 0, v1: 0 }, lastLeaseMs: undefined as number | undefined,
+  };
 
   const emit = (list: readonly ReceiverEvent[]) => {
     for (const e of list) {
@@ -130,14 +144,30 @@ export async function startReceiver(opts: ReceiverOptions = {}): Promise<Receive
     if (problem !== undefined) return reject(400, `invalid ping: ${problem}`);
 
     const t = clock();
-    emit(ledger.apply(ping, t));
+    const { events: learned, verdict } = ledger.receive(ping, t);
+    if (verdict?.kind === 'conflict') {
+      stats.conflicts++;
+      // Not applied: a 409 asks for a full ping at once; cached like any answer.
+      const refused = reject(409, verdict.reason, { resync: true, delta: true });
+      answered.set(key, refused);
+      return refused;
+    }
+    emit(learned);
     stats.pings++;
+    stats.modes[ping.batch.mode ?? 'v1']++;
+    stats.entries += ping.workers.length;
+    stats.bytes += Buffer.byteLength(text);
     stats.lastLeaseMs = ping.batch.next_ping_within_ms;
     for (const w of ping.workers) stats.beats += w.beats;
-    const answer: Answer = {
-      status: 200,
-      body: opts.nextIntervalMs === undefined ? { ok: true } : { ok: true, next_interval_ms: opts.nextIntervalMs },
-    };
+    const body: Record<string, unknown> = { ok: true };
+    if (opts.nextIntervalMs !== undefined) body.next_interval_ms = opts.nextIntervalMs;
+    if (offerDelta) body.delta = true;
+    if (verdict?.kind === 'applied' && verdict.resync) {
+      stats.resyncs++;
+      body.resync = true;
+      body.reason = verdict.reason;
+    }
+    const answer: Answer = { status: 200, body };
     answered.set(key, answer);
     if (answered.size > MAX_KEYS) answered.delete(answered.keys().next().value as string);
     return answer;
