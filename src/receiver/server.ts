@@ -24,6 +24,8 @@ export interface ReceiverOptions {
   token?: string;
   /** Called once per event, in order. */
   onEvent?(event: ReceiverEvent): void;
+  /** Called with every ping (part) applied, its size in bytes and the answer's body (tests and benches). */
+  onPing?(ping: Ping, bytes: number, answer: Record<string, unknown>): void;
   /** How often leases are checked. Default 100. */
   leaseCheckMs?: number;
   /** Bodies over this get 413. Default 16 MiB. */
@@ -168,6 +170,7 @@ export async function startReceiver(opts: ReceiverOptions = {}): Promise<Receive
       body.reason = verdict.reason;
     }
     const answer: Answer = { status: 200, body };
+    opts.onPing?.(ping, Buffer.byteLength(text), body);
     answered.set(key, answer);
     if (answered.size > MAX_KEYS) answered.delete(answered.keys().next().value as string);
     return answer;

@@ -1,0 +1,125 @@
+/**
+ * Delta pings (PROTOCOL.md v1.1) between a real daemon and the real reference
+ * receiver, over a real nats-server: 1,000 steady workers ride on empty
+ * deltas (the node's lease renewal), one status change is listed alone, a
+ * Leave is listed alone, a full ping still comes every `full_every_ms`, and
+ * a receiver that refuses deltas (`--no-delta`) gets full pings only.
+ */
+import type { NatsConnection } from '@nats-io/transport-node';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { rosterOf } from '../../src/core/roster.js';
+import type { Ping } from '../../src/protocol/schemas.js';
+import { startReceiver, type Receiver } from '../../src/receiver/index.js';
+import { natsClient, startNatsServer, startTestDaemon, waitFor, type NatsServerHandle, type TestDaemon } from '../helpers/index.js';
+
+const W = 1000;
+const FULL_EVERY_MS = 4000;
+
+interface Seen {
+  ping: Ping;
+  bytes: number;
+  at: number;
+}
+
+describe('delta pings with the reference receiver', () => {
+  let nats: NatsServerHandle;
+  let nc: NatsConnection;
+  beforeAll(async () => {
+    nats = await startNatsServer();
+    nc = await natsClient(nats.url);
+  });
+  afterAll(async () => {
+    await nc?.close();
+    await nats?.stop();
+  });
+
+  /** Beats every worker of `ids` every 400 ms (status from `status`) until stopped. */
+  function beatLoop(d: TestDaemon, ids: Set<string>, status: Map<string, string>) {
+    let seq = 0;
+    const tick = () => {
+      seq++;
+      for (const w of ids) {
+        nc.publish(`${d.prefix}.beat.${w}`, JSON.stringify({ v: 1, worker: w, instance: 'i1', seq, interval_ms: 1000, status: status.get(w) ?? 'idle', inflight: seq % 3 }));
+      }
+    };
+    tick();
+    const timer = setInterval(tick, 400);
+    return { stop: () => clearInterval(timer), seq: () => seq };
+  }
+
+  it('pings 1,000 steady workers as empty deltas, lists one change or one Leave alone, and sends a full ping every full_every_ms', async () => {
+    const seen: Seen[] = [];
+    const r: Receiver = await startReceiver({ onPing: (ping, bytes) => seen.push({ ping, bytes, at: performance.now() }) });
+    const d = await startTestDaemon({
+      natsUrl: nats.url,
+      platformUrl: `${r.url}/v1/heartbeats`,
+      env: { HBAGG_MIN_INTERVAL_MS: '200', HBAGG_MAX_INTERVAL_MS: '500', HBAGG_URGENT_FLUSH_MS: '20', HBAGG_FULL_EVERY_MS: String(FULL_EVERY_MS), HBAGG_LOG_LEVEL: 'info' },
+    });
+    const ids = new Set(Array.from({ length: W }, (_, i) => `w${i}`));
+    const status = new Map<string, string>();
+    const loop = beatLoop(d, ids, status);
+    try {
+      const after = (i: number) => seen.slice(i);
+      const emptyDelta = (s: Seen) => s.ping.batch.mode === 'delta' && s.ping.workers.length === 0;
+      await waitFor(() => r.stats().workers.active === W, { timeoutMs: 20_000, message: 'all workers at the receiver' });
+      await waitFor(() => seen.some((s) => emptyDelta(s) && s.ping.roster?.count === W), { timeoutMs: 20_000, message: 'an empty delta for 1,000 workers' });
+      const empty = seen.find((s) => emptyDelta(s) && s.ping.roster?.count === W)!;
+      expect(empty.bytes).toBeLessThan(500);
+      expect(empty.ping.roster).toEqual(rosterOf([...ids].map((worker) => ({ worker, instance: 'i1', state: 'active' as const }))));
+
+      // One status change: the next deltas list w5 alone.
+      let mark = seen.length;
+      status.set('w5', 'busy');
+      await waitFor(() => after(mark).some((s) => s.ping.batch.mode === 'delta' && s.ping.workers.length > 0), { timeoutMs: 10_000, message: 'a delta with the change' });
+      const change = after(mark).find((s) => s.ping.batch.mode === 'delta' && s.ping.workers.length > 0)!;
+      expect(change.ping.workers.map((w) => [w.worker, w.status])).toEqual([['w5', 'busy']]);
+
+      // A Leave: listed alone, and the roster shrinks by one.
+      mark = seen.length;
+      ids.delete('w7');
+      const reply = await nc.request(`${d.prefix}.leave.w7`, JSON.stringify({ v: 1, worker: 'w7', instance: 'i1', seq: loop.seq() + 1, phase: 'stopped' }), { timeout: 5000 });
+      expect(reply.json()).toMatchObject({ ok: true, state: 'stopped' });
+      await waitFor(() => after(mark).some((s) => s.ping.workers.some((w) => w.worker === 'w7')), { timeoutMs: 10_000, message: 'the Leave at the receiver' });
+      const leave = after(mark).find((s) => s.ping.workers.some((w) => w.worker === 'w7'))!;
+      expect(leave.ping.batch.mode).toBe('delta');
+      expect(leave.ping.workers.map((w) => [w.worker, w.state])).toEqual([['w7', 'stopped']]);
+      expect(leave.ping.roster?.count).toBe(W - 1);
+
+      // Full pings keep coming, each listing every live worker, about full_every_ms apart.
+      mark = seen.length;
+      const fulls = () => after(mark).filter((s) => s.ping.batch.mode === 'full' && s.ping.batch.part === 1);
+      await waitFor(() => fulls().length >= 2, { timeoutMs: 4 * FULL_EVERY_MS + 10_000, message: 'two more full pings' });
+      const [f1, f2] = fulls();
+      const listed = (s: Seen) => seen.filter((x) => x.ping.batch.seq === s.ping.batch.seq).reduce((n, x) => n + x.ping.workers.length, 0);
+      expect(listed(f1!)).toBe(W - 1);
+      expect(f2!.at - f1!.at).toBeGreaterThanOrEqual(FULL_EVERY_MS - 100);
+      const deltasBetween = seen.filter((s) => s.ping.batch.mode === 'delta' && s.at > f1!.at && s.at < f2!.at);
+      expect(deltasBetween.length).toBeGreaterThan(0);
+      expect(r.stats()).toMatchObject({ conflicts: 0, resyncs: 0 });
+    } finally {
+      loop.stop();
+      await d.stop();
+      await r.close();
+    }
+  }, 90_000);
+
+  it('sends only full pings to a receiver that does not offer deltas (--no-delta)', async () => {
+    const seen: Seen[] = [];
+    const r = await startReceiver({ delta: false, onPing: (ping, bytes) => seen.push({ ping, bytes, at: performance.now() }) });
+    const d = await startTestDaemon({
+      natsUrl: nats.url, platformUrl: `${r.url}/v1/heartbeats`,
+      env: { HBAGG_MIN_INTERVAL_MS: '200', HBAGG_MAX_INTERVAL_MS: '300', HBAGG_URGENT_FLUSH_MS: '20', HBAGG_LOG_LEVEL: 'info' },
+    });
+    const ids = new Set(['a', 'b', 'c']);
+    const loop = beatLoop(d, ids, new Map());
+    try {
+      await waitFor(() => seen.length >= 5, { timeoutMs: 15_000, message: 'five pings' });
+      expect(seen.every((s) => s.ping.batch.mode === 'full')).toBe(true);
+      expect(seen.at(-1)!.ping.workers).toHaveLength(3);
+    } finally {
+      loop.stop();
+      await d.stop();
+      await r.close();
+    }
+  }, 30_000);
+});
