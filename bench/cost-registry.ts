@@ -14,7 +14,7 @@ import { decodeBeat } from '../src/protocol/decode.js';
 import type { Beat } from '../src/protocol/schemas.js';
 import { beatJson, encoder, newInstance, workerId } from './lib/beats.js';
 import { childArg, emit, fullGc } from './lib/child.js';
-import { median } from './lib/stats.js';
+import { median } from '../testing/stats.js';
 
 interface Arg {
   n: number;

@@ -9,7 +9,7 @@ import { startChild } from './lib/child.js';
 import { startDaemon, stopDaemon, waitForStats, type DaemonStats } from './lib/daemons.js';
 import { startBenchPlatform, type BenchPlatform } from './lib/platform.js';
 import type { Figure, SectionResult } from './lib/report.js';
-import { linearFit, sig } from './lib/stats.js';
+import { linearFit, sig } from '../testing/stats.js';
 
 export interface CostOptions {
   natsUrl: string;

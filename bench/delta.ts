@@ -23,7 +23,7 @@ import type { Beat } from '../src/protocol/schemas.js';
 import { beatJson, newInstance, workerId } from './lib/beats.js';
 import { startChild, type BenchChild } from './lib/child.js';
 import type { Figure, SectionResult } from './lib/report.js';
-import { median, sig } from './lib/stats.js';
+import { median, sig } from '../testing/stats.js';
 
 export interface DeltaBenchOptions {
   sizes: number[];

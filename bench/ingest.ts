@@ -8,7 +8,7 @@
 import { newInstance } from './lib/beats.js';
 import { startChild } from './lib/child.js';
 import type { SectionResult } from './lib/report.js';
-import { median, sig } from './lib/stats.js';
+import { median, sig } from '../testing/stats.js';
 
 export interface IngestOptions {
   natsUrl: string;

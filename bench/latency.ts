@@ -11,7 +11,7 @@ import { beatJson, leaveJson, newInstance, workerId } from './lib/beats.js';
 import { startDaemon, stopDaemon, waitForStats } from './lib/daemons.js';
 import { startBenchPlatform } from './lib/platform.js';
 import type { SectionResult } from './lib/report.js';
-import { median, quantile, sig } from './lib/stats.js';
+import { median, quantile, sig } from '../testing/stats.js';
 
 export interface LatencyOptions {
   natsUrl: string;

@@ -10,7 +10,7 @@ import { startChild } from './lib/child.js';
 import { startDaemon, stopDaemon } from './lib/daemons.js';
 import { startBenchPlatform, type RequestRecord } from './lib/platform.js';
 import type { Figure, SectionResult } from './lib/report.js';
-import { mean, sig } from './lib/stats.js';
+import { mean, sig } from '../testing/stats.js';
 
 export interface LoadOptions {
   natsUrl: string;

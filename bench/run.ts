@@ -8,7 +8,7 @@
 import { renameSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { startNatsServer, startPlatformStub } from '../test/helpers/index.js';
+import { startNatsServer, startPlatformStub } from '../testing/index.js';
 import { benchCost } from './cost.js';
 import { benchDelta } from './delta.js';
 import { benchIngest } from './ingest.js';

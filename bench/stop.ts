@@ -8,7 +8,7 @@ import { beatJson, newInstance, workerId } from './lib/beats.js';
 import { startDaemon, stopDaemon, waitForStats } from './lib/daemons.js';
 import { startBenchPlatform } from './lib/platform.js';
 import type { Figure, SectionResult } from './lib/report.js';
-import { median, sig } from './lib/stats.js';
+import { median, sig } from '../testing/stats.js';
 
 export interface StopOptions {
   natsUrl: string;

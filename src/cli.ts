@@ -4,7 +4,7 @@
  * components expose `stop()`.
  */
 import { parseArgs } from 'node:util';
-import { ConfigError, loadConfig, redactConfig } from './config/index.js';
+import { checkForRun, ConfigError, loadConfig, redactConfig, type ConfigIssue } from './config/index.js';
 import { Daemon, VERSION } from './daemon/daemon.js';
 import { createLogger } from './daemon/logger.js';
 import { Demo } from './demo/demo.js';
@@ -16,7 +16,10 @@ const USAGE = `hbagg ${VERSION}: batched heartbeat aggregator
 
 usage:
   hbagg run [--config FILE]           run the daemon in the foreground (JSON logs on stdout)
-  hbagg check-config [--config FILE]  print the effective config (secrets redacted) or every bad key
+  hbagg check-config [--config FILE] [--for run|file]
+                                      print the effective config (secrets redacted) or every bad key;
+                                      --for run (the default) also checks what run needs (platform.url,
+                                      a writable state_dir), --for file only the values
   hbagg demo [--duration SECONDS] [--workers N] [--nats URL] [--log FILE]
                                       see it work: NATS, the daemon, simulated workers and a platform in one process
   hbagg receive [--port N] [--host HOST] [--next-interval-ms N] [--token TOKEN] [--json] [--no-delta]
@@ -40,16 +43,24 @@ async function main(argv: string[]): Promise<number> {
   // These two take flags of their own.
   if (command === 'demo') return demo(rest);
   if (command === 'receive') return receive(rest);
-  let values: { config?: string };
+  let values: { config?: string; for?: string };
   try {
-    ({ values } = parseArgs({ args: rest, options: { config: { type: 'string', short: 'c' } }, strict: true }));
+    const config = { type: 'string', short: 'c' } as const;
+    // --for belongs to check-config only: `run --for` is an error, not an ignored flag.
+    values = command === 'check-config'
+      ? parseArgs({ args: rest, options: { config, for: { type: 'string' } }, strict: true }).values
+      : parseArgs({ args: rest, options: { config }, strict: true }).values;
   } catch (err) {
     console.error(`hbagg ${command}: ${(err as Error).message}\n\n${USAGE}`);
     return 2;
   }
   switch (command) {
     case 'check-config':
-      return checkConfig(values.config);
+      if (values.for !== undefined && values.for !== 'run' && values.for !== 'file') {
+        console.error(`hbagg check-config: --for expects run or file, got ${JSON.stringify(values.for)}`);
+        return 2;
+      }
+      return checkConfig(values.config, values.for !== 'file');
     case 'run':
       return run(values.config);
     default:
@@ -58,29 +69,43 @@ async function main(argv: string[]): Promise<number> {
   }
 }
 
-function load(file: string | undefined, requirePlatformUrl: boolean) {
+function printIssues(issues: readonly ConfigIssue[]): void {
+  console.error(`hbagg: bad configuration:\n${issues.map((i) => `  ${i.key}: ${i.message}`).join('\n')}`);
+}
+
+function load(file: string | undefined, requirePlatformUrl: boolean, warnings: ConfigIssue[]) {
   try {
-    return loadConfig({ file, env: process.env, requirePlatformUrl });
+    return loadConfig({ file, env: process.env, requirePlatformUrl, onWarning: (w) => warnings.push(w) });
   } catch (err) {
     if (err instanceof ConfigError) {
-      console.error(`hbagg: bad configuration:\n${err.issues.map((i) => `  ${i.key}: ${i.message}`).join('\n')}`);
+      printIssues(err.issues);
       return undefined;
     }
     throw err;
   }
 }
 
-function checkConfig(file: string | undefined): number {
-  const cfg = load(file, false);
-  if (!cfg) return 2;
+function checkConfig(file: string | undefined, forRun: boolean): number {
+  const warnings: ConfigIssue[] = [];
+  const cfg = load(file, forRun, warnings);
+  for (const w of warnings) console.error(`hbagg: warning: ${w.key}: ${w.message}`);
+  const mode = forRun
+    ? 'checked for "hbagg run" (platform.url, a writable state_dir, readable NATS files); --for file checks the values alone'
+    : 'checked the values alone; "hbagg run" also needs platform.url and a writable state_dir (--for run)';
+  const runIssues = cfg && forRun ? checkForRun(cfg) : [];
+  if (runIssues.length > 0) printIssues(runIssues);
+  console.error(`hbagg check-config: ${mode}`);
+  if (!cfg || runIssues.length > 0) return 2;
   console.log(JSON.stringify(redactConfig(cfg), null, 2));
   return 0;
 }
 
 async function run(file: string | undefined): Promise<number> {
-  const cfg = load(file, true);
+  const warnings: ConfigIssue[] = [];
+  const cfg = load(file, true, warnings);
   if (!cfg) return 2;
   const log = createLogger(cfg.logLevel);
+  for (const w of warnings) log.warn({ variable: w.key }, `${w.key}: ${w.message}`);
   const daemon = new Daemon(cfg, log);
   let signals = 0;
   const stopped = new Promise<number>((resolve) => {

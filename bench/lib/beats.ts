@@ -1,5 +1,5 @@
 /**
- * The beats the bench sends: one realistic Beat (PROTOCOL.md section 1) with
+ * The beats the bench sends: one realistic Beat (docs/PROTOCOL.md section 1) with
  * every optional field and a small meta, about 200 bytes, like a busy worker's.
  */
 import { randomBytes } from 'node:crypto';

@@ -1,11 +1,11 @@
 /**
- * The platform side of the bench: the test helpers' real HTTP stub, with a
+ * The platform side of the bench: the shared real HTTP stub (testing/), with a
  * responder that keeps a small summary of each request (time, bytes, batch
  * fields, entry states) instead of every body, so a long run at 10k workers
  * stays small. A hook sees each parsed body for latency measurements.
  */
 import type { IncomingHttpHeaders } from 'node:http';
-import { startPlatformStub } from '../../test/helpers/index.js';
+import { startPlatformStub } from '../../testing/index.js';
 
 export interface PingEntry {
   worker: string;

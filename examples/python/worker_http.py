@@ -5,7 +5,7 @@ It beats with POST /v1/beat and, on SIGTERM or Ctrl-C, shuts down the way the
 contract asks: stop taking tasks, POST /v1/leave with phase "draining", let
 the tasks in hand finish (up to a deadline), POST /v1/leave with phase
 "stopped", exit 0. The messages follow schemas/beat.json and schemas/leave.json
-(the contract; PROTOCOL.md section 1), built by hand so this file can be
+(the contract; docs/PROTOCOL.md section 1), built by hand so this file can be
 copied into any project.
 
     python3 examples/python/worker_http.py --url http://127.0.0.1:9470 --worker py-http-1

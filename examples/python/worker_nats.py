@@ -8,7 +8,7 @@ It publishes a Beat on `<prefix>.beat.<worker>` every interval and, on
 SIGTERM or Ctrl-C, sends the Leave requests on `<prefix>.leave.<worker>`:
 "draining", then (once its tasks are done) "stopped", waiting each time for
 the daemon's LeaveReply. The messages follow schemas/beat.json,
-schemas/leave.json and schemas/leave-reply.json (the contract; PROTOCOL.md
+schemas/leave.json and schemas/leave-reply.json (the contract; docs/PROTOCOL.md
 section 1), built by hand so this file can be copied into any project.
 
 Environment (flags win): HBAGG_NATS_URL, HBAGG_SUBJECT_PREFIX, HBAGG_WORKER,

@@ -1,5 +1,5 @@
 /**
- * The worker side of PROTOCOL.md section 1: a beat on `<prefix>.beat.<worker>`
+ * The worker side of docs/PROTOCOL.md section 1: a beat on `<prefix>.beat.<worker>`
  * every `intervalMs` plus or minus jitter, with a strictly increasing `seq`,
  * and the Leave announcement. Nothing here throws into the worker's code once
  * constructed: NATS trouble is logged, and beats resume when NATS is back

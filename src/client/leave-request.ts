@@ -1,5 +1,5 @@
 /**
- * The Leave request/reply (PROTOCOL.md section 1) with a hard bound: it
+ * The Leave request/reply (docs/PROTOCOL.md section 1) with a hard bound: it
  * resolves within `timeoutMs` whatever NATS does, and never rejects. One
  * retry when nobody listens yet (a daemon restarting), inside the same budget.
  */

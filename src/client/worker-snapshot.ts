@@ -20,7 +20,7 @@ export interface WorkerSnapshot {
 
 const RESERVED_META_KEYS = new Set(['__proto__', 'constructor', 'prototype']);
 
-/** The beat fields of `s`, valid per PROTOCOL.md section 1, and the names of fields that were dropped. */
+/** The beat fields of `s`, valid per docs/PROTOCOL.md section 1, and the names of fields that were dropped. */
 export function cleanSnapshot(s: unknown): { fields: WorkerSnapshot; dropped: string[] } {
   const fields: WorkerSnapshot = {};
   const dropped: string[] = [];

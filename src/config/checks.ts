@@ -4,6 +4,7 @@
  * loader can reuse `parseHostPort` to split `http.listen`, and so each rule
  * can be tested on its own.
  */
+import { redactUrl } from '../util/redact-url.js';
 
 export interface HostPort {
   /** Host without IPv6 brackets, as `net.Server.listen()` wants it. */
@@ -64,13 +65,33 @@ export function checkNatsServer(value: string): string | undefined {
 }
 
 export function checkHttpUrl(value: string): string | undefined {
-  const bad = `expected an http:// or https:// URL, got ${JSON.stringify(hideUserinfo(value))}`;
+  const bad = `expected an http:// or https:// URL, got ${JSON.stringify(redactUrl(value))}`;
   try {
     const url = new URL(value);
-    return (url.protocol === 'http:' || url.protocol === 'https:') && url.hostname !== '' ? undefined : bad;
+    if ((url.protocol !== 'http:' && url.protocol !== 'https:') || url.hostname === '') return bad;
+    // fetch refuses such URLs, quoting them whole (password included) in its error, on every ping.
+    if (url.username !== '' || url.password !== '') {
+      return `a user or password in the URL is not supported (it would be printed in errors); put the credential in platform.token or platform.token_file (HBAGG_PLATFORM_TOKEN or HBAGG_PLATFORM_TOKEN_FILE), got ${JSON.stringify(redactUrl(value))}`;
+    }
+    return undefined;
   } catch {
     return bad;
   }
+}
+
+const CONTROL_NAMES: Record<string, string> = { '\r': 'CR', '\n': 'LF', '\t': 'tab', '\u0000': 'NUL', '\u007f': 'DEL' };
+
+/**
+ * A control character in a config value: a CR/LF in a token breaks the
+ * Authorization header (and fetch's error quotes the header whole). The
+ * message gives its name and 1-based position, never the value (it may be a secret).
+ */
+export function checkNoControlChars(value: string): string | undefined {
+  const at = value.search(/[\u0000-\u001f\u007f]/);
+  if (at < 0) return undefined;
+  const ch = value[at]!;
+  const name = CONTROL_NAMES[ch] ?? `U+${ch.charCodeAt(0).toString(16).toUpperCase().padStart(4, '0')}`;
+  return `contains a control character (${name}) at position ${at + 1}; remove it (a value pasted with its line ending is the usual cause)`;
 }
 
 /**

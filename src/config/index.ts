@@ -2,6 +2,7 @@
 export type * from './types.js';
 export { ConfigError, type ConfigIssue } from './errors.js';
 export { loadConfig, type LoadConfigOptions } from './load.js';
+export { checkForRun } from './run-checks.js';
 export { redactConfig, REDACTED } from './redact.js';
 export {
   configSchema,

@@ -6,7 +6,8 @@
  * cycle to fix, not one per key.
  */
 import fs from 'node:fs';
-import { parseHostPort } from './checks.js';
+import { checkNoControlChars, parseHostPort } from './checks.js';
+import { controlCharIssues, towardWhatWasSet } from './issue-rules.js';
 import {
   ConfigError,
   describeJsonError,
@@ -14,22 +15,27 @@ import {
   type ConfigIssue,
   fromZodIssue,
 } from './errors.js';
-import { configSchema, type HbaggConfigParsed } from './schema.js';
+import { unknownEnvWarnings } from './env-names.js';
+import { configSchema, type HbaggConfigInput, type HbaggConfigParsed } from './schema.js';
 import type { HbaggConfig } from './types.js';
 
 export interface LoadConfigOptions {
   /** JSON config file; without it, defaults and env only. */
   file?: string;
+  /** The config as an object in the file's shape, used instead of `file` (library callers). */
+  input?: HbaggConfigInput;
   /** Defaults to `process.env`; tests pass their own. */
   env?: NodeJS.ProcessEnv;
   /** `hbagg run` cannot work without somewhere to send pings. */
   requirePlatformUrl?: boolean;
+  /** Told of problems that do not stop loading (an unknown `HBAGG_*` variable). */
+  onWarning?: (warning: ConfigIssue) => void;
 }
 
 type Raw = Record<string, unknown>;
 type EnvKind = 'string' | 'int' | 'list';
 
-/** PROTOCOL.md section 5, plus the secrets people keep out of files. */
+/** docs/PROTOCOL.md section 5, plus the secrets people keep out of files. */
 const ENV_VARS: readonly (readonly [name: string, path: readonly string[], kind: EnvKind])[] = [
   ['HBAGG_NODE_ID', ['node_id'], 'string'],
   ['HBAGG_NATS_URL', ['nats', 'servers'], 'list'],
@@ -60,12 +66,27 @@ const ENV_VARS: readonly (readonly [name: string, path: readonly string[], kind:
 const TOKEN_VARS = ['HBAGG_PLATFORM_TOKEN', 'HBAGG_PLATFORM_TOKEN_FILE'] as const;
 
 export function loadConfig(opts: LoadConfigOptions = {}): HbaggConfig {
-  const raw = opts.file === undefined ? {} : readConfigFile(opts.file);
+  const raw = opts.input !== undefined ? copyInput(opts.input) : opts.file === undefined ? {} : readConfigFile(opts.file);
   const issues: ConfigIssue[] = [];
   const sources = applyEnv(raw, opts.env ?? process.env, issues);
 
+  // Reported once, here: the schema's own complaint about the same value would be a duplicate.
+  const controlled = controlCharIssues(raw, sources);
+  issues.push(...controlled);
+  const reported = new Set(controlled.map((i) => i.key));
   const result = configSchema.safeParse(raw);
-  if (!result.success) issues.push(...result.error.issues.flatMap((issue) => fromZodIssue(issue, sources)));
+  if (!result.success) {
+    const found = result.error.issues.map((issue) => towardWhatWasSet(issue, raw)).flatMap((issue) => fromZodIssue(issue, sources));
+    // One line per problem: the same key and message from two routes is said once.
+    const seen = new Set<string>();
+    for (const issue of found) {
+      const id = `${issue.key}\u0000${issue.message}`;
+      if (reported.has(issue.key) || seen.has(id)) continue;
+      seen.add(id);
+      issues.push(issue);
+    }
+  }
+  for (const warning of unknownEnvWarnings(opts.env ?? process.env, ENV_VARS.map(([name]) => name))) opts.onWarning?.(warning);
 
   const platform = isPlainObject(raw.platform) ? raw.platform : {};
   if (opts.requirePlatformUrl && platform.url === undefined) {
@@ -78,6 +99,18 @@ export function loadConfig(opts: LoadConfigOptions = {}): HbaggConfig {
 
   if (issues.length > 0 || !result.success) throw new ConfigError(issues);
   return compile(result.data, token);
+}
+
+/** A deep copy (the env is written into it); only plain data, as a JSON file would hold. */
+function copyInput(input: unknown): Raw {
+  let copy: unknown;
+  try {
+    copy = JSON.parse(JSON.stringify(input)) as unknown;
+  } catch (err) {
+    throw new ConfigError([{ key: '(input)', message: `the config object is not plain JSON data: ${(err as Error).message}` }]);
+  }
+  if (!isPlainObject(copy)) throw new ConfigError([{ key: '(input)', message: 'expected an object at the top level' }]);
+  return copy;
 }
 
 function readConfigFile(file: string): Raw {
@@ -148,7 +181,9 @@ function readTokenFile(file: string, key: string, issues: ConfigIssue[]): string
   try {
     const token = fs.readFileSync(file, 'utf8').trim(); // `echo secret > file` leaves a newline
     if (token === '') issues.push({ key, message: `token file ${JSON.stringify(file)} is empty` });
-    return token === '' ? undefined : token;
+    const control = checkNoControlChars(token);
+    if (control !== undefined) issues.push({ key, message: `token file ${JSON.stringify(file)}: the token ${control}` });
+    return token === '' || control !== undefined ? undefined : token;
   } catch (err) {
     issues.push({ key, message: `cannot read token file ${JSON.stringify(file)}: ${describeReadError(err)}` });
     return undefined;

@@ -4,6 +4,7 @@
  * daemon may log it. Secrets become "[redacted]" so a reader can still see
  * that one is set; unset ones are left out.
  */
+import { redactUrl } from '../util/redact-url.js';
 import { hideUserinfo } from './checks.js';
 import type { HbaggConfig } from './types.js';
 
@@ -31,7 +32,7 @@ export function redactConfig(cfg: HbaggConfig): object {
       tls_ca_file: cfg.nats.tlsCaFile,
     }),
     platform: compact({
-      url: cfg.platform.url === undefined ? undefined : hideUserinfo(cfg.platform.url),
+      url: cfg.platform.url === undefined ? undefined : redactUrl(cfg.platform.url),
       // A token read from token_file is shown as a token: the compiled form no longer knows the file.
       token: secret(cfg.platform.token),
       timeout_ms: cfg.platform.timeoutMs,

@@ -12,7 +12,7 @@ import { checkHttpUrl, checkListen, checkNatsServer, checkSubjectPrefix } from '
 
 export const NODE_ID_PATTERN = /^[A-Za-z0-9_.-]{1,128}$/;
 export const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] as const;
-/** PROTOCOL.md promises retired instances are remembered for at least 10 minutes. */
+/** docs/PROTOCOL.md 2.3 promises retired instances are remembered for at least 10 minutes. */
 export const MIN_TOMBSTONE_RETENTION_MS = 600_000;
 
 const HOUR = 3_600_000;
@@ -117,19 +117,25 @@ const flushSchema = z
     full_every_ms: int(1000, DAY).default(300_000),
   })
   .superRefine((flush, ctx) => {
-    if (flush.min_interval_ms > flush.max_interval_ms) {
+    // A value already out of its own range is the root cause: comparing it with another key adds only noise.
+    const fine = (v: number, min: number) => Number.isInteger(v) && v >= min && v <= HOUR;
+    const [min, max, urgent] = [flush.min_interval_ms, flush.max_interval_ms, flush.urgent_flush_ms];
+    if (fine(min, 10) && fine(max, 10) && min > max) {
       ctx.addIssue({
         code: 'custom',
         path: ['min_interval_ms'],
-        message: `must be <= flush.max_interval_ms (${flush.min_interval_ms} > ${flush.max_interval_ms})`,
+        message: `must be <= flush.max_interval_ms (${min} > ${max})`,
+        // The loader reports it here instead when only max_interval_ms was set.
+        params: { other: ['flush', 'max_interval_ms'], otherMessage: `must be >= flush.min_interval_ms (${max} < ${min}, its default); raise it or lower flush.min_interval_ms` },
       });
     }
     // An urgent flush that is no faster than the regular one would be pointless.
-    if (flush.urgent_flush_ms >= flush.min_interval_ms) {
+    if (fine(min, 10) && fine(urgent, 0) && urgent >= min) {
       ctx.addIssue({
         code: 'custom',
         path: ['urgent_flush_ms'],
-        message: `must be < flush.min_interval_ms (${flush.urgent_flush_ms} >= ${flush.min_interval_ms})`,
+        message: `must be < flush.min_interval_ms (${urgent} >= ${min})`,
+        params: { other: ['flush', 'min_interval_ms'], otherMessage: `must be > flush.urgent_flush_ms (${min} <= ${urgent}, its default); raise it or lower flush.urgent_flush_ms` },
       });
     }
   });

@@ -129,7 +129,13 @@ export class DeltaTracker implements ChangeSink {
       f.resync = true;
       this.fullOwed = true;
     }
-    if (f.revs.size === 0) return;
+    this.delivered(sent);
+  }
+
+  /** The platform has what `sent` carried (accepted, or dropped as if delivered): no longer pending at those revisions. */
+  delivered(sent: readonly SentRecord[]): void {
+    const f = this.flight;
+    if (f === undefined || f.revs.size === 0) return;
     for (const s of sent) {
       const key = rosterKey(s.worker, s.instance);
       const rev = f.revs.get(key);

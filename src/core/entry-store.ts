@@ -85,7 +85,7 @@ export class EntryStore {
     return { tombstones, lost };
   }
 
-  /** Every tracked entry, all states, as a ping would show it. */
+  /** Every tracked entry as a ping would show it (a stopped one leaves once accepted; see README /v1/workers). */
   snapshot(): PingWorker[] {
     return [...this.all()].map(toPingWorker);
   }

@@ -97,7 +97,7 @@ export function toPingWorker(e: Entry): PingWorker {
 }
 
 /**
- * What the state journal keeps of an instance that is alive (PROTOCOL.md 2.7):
+ * What the state journal keeps of an instance that is alive (docs/PROTOCOL.md 2.7):
  * enough to report it `lost` if it never beats after a restart, and to go on
  * counting `beats_total` if it does. No meta: a ping already carried it.
  */

@@ -123,11 +123,16 @@ export class Pacer {
     this.holdUntil = now + exp / 2 + (rand() * exp) / 2;
   }
 
-  /** The platform refused a part as too large: resend at once, rebuilt with smaller parts. */
+  /**
+   * The platform refused a part as too large: resend, rebuilt with smaller
+   * parts, after `minIntervalMs` (a platform that keeps refusing is paced,
+   * never hit in a tight loop; a transition does not cut the wait short).
+   */
   resize(now: number): void {
     this.inFlight = false;
     if (this.sentChanged) this.changed = true;
     this.urgentAt = now;
+    this.holdUntil = now + this.opts.minIntervalMs;
   }
 
   /** The gap the next quiet ping would wait, for metrics and status. */

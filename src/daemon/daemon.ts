@@ -27,8 +27,10 @@ import { NatsIngest } from './nats-ingest.js';
 import { Pinger } from './pinger.js';
 import { PlatformClient } from './platform-client.js';
 import { RejectLog } from './reject-log.js';
+import { restoreState } from './restored-state.js';
 import { RunClock } from './run-clock.js';
 import { readCounters, type DaemonSnapshot, type DaemonState, type DaemonTestHooks } from './snapshot.js';
+import { describeStateDirError } from './state-dir-error.js';
 import { StormWatch } from './storm-watch.js';
 
 export type { DaemonCounters, DaemonSnapshot, DaemonState, DaemonTestHooks } from './snapshot.js';
@@ -54,15 +56,15 @@ export class Daemon {
   private readonly pinger: Pinger;
   private readonly nats: NatsIngest;
   private readonly http: HttpServer;
-  /** Unaccepted `stopped`/`lost` entries, durable in the state directory. */
+  /** Unaccepted `stopped`/`lost` entries and live instances, durable in the state directory. */
   private readonly journal: Journal;
   /** The /healthz checks. */
   private readonly health: Health;
   /** Event-loop delay for /livez and /metrics; started and stopped with the daemon. */
   private readonly loop = new EventLoopMonitor();
   private readonly rejects: RejectLog;
-  private readonly housekeeping: Housekeeping;
   private readonly storm: StormWatch;
+  private readonly housekeeping: Housekeeping;
   private _state: DaemonState = 'created';
   private ticker: NodeJS.Timeout | undefined;
   private closing: Promise<void> | undefined;
@@ -71,6 +73,8 @@ export class Daemon {
   constructor(
     private readonly config: HbaggConfig,
     private readonly log: Logger,
+    /** How often a continuing NATS or platform outage is logged again (default 30 s; tests shorten it). */
+    tuning: { outageLogEveryMs?: number } = {},
   ) {
     const c = config;
     if (!c.platform.url) throw new Error('platform.url is required to run the daemon');
@@ -114,6 +118,8 @@ export class Daemon {
       registryClock: this.clock.listeningNow,
       metrics: this.metrics, log, maxBatchWorkers: c.platform.maxBatchWorkers,
       requestTimeoutMs: c.platform.timeoutMs,
+      maxIntervalMs: c.flush.maxIntervalMs,
+      outageLogEveryMs: tuning.outageLogEveryMs,
       onAccepted: () => this.persistSoon(),
       // Never report a terminal state that a crash could take back; a slow or failing disk delays a ping by 1 s at most.
       beforeSend: async () => void (await settleWithin(this.journal.sync(), 1_000)),
@@ -122,8 +128,8 @@ export class Daemon {
       registry: this.registry, clock: this.clock.listeningNow, metrics: this.metrics, rejects: this.rejects, log,
       onTransition: (kind) => {
         this.pinger.urgent();
-        // A new instance is journaled (reported `lost` if it dies while the daemon is down); a restart can
-        // turn the old instance `lost`; a return takes a `lost` back.
+        // A new instance is journaled (so it is reported if it dies while no daemon runs); a restart can turn the
+        // old instance `lost`; a return takes a `lost` back.
         if (kind === 'appeared' || kind === 'restarted' || kind === 'returned') this.persistSoon();
       },
       retired: (worker, instance, as, at) => this.journal.retire(worker, instance, as, at),
@@ -136,7 +142,7 @@ export class Daemon {
         const ms = this.clock.hearing();
         if (ms > 0) this.log.info({ deaf_ms: Math.round(ms) }, 'nats back; the time it was away does not count toward loss');
       }
-    });
+    }, tuning);
     this.housekeeping = new Housekeeping({
       schedule: c.housekeeping, registry: this.registry, pacer: this.pacer, journal: this.journal,
       metrics: this.metrics, clock: this.clock.listeningNow, log,
@@ -171,23 +177,10 @@ export class Daemon {
     this.state = 'starting';
     try {
       // Before anything can change the registry: lock the state dir, restore what the platform is owed.
-      const owed = await this.journal.open();
-      const now = this.clock.listeningNow();
-      const retired = this.journal
-        .takeRetired()
-        .map((r) => ({ worker: r.worker, instance: r.instance, as: r.as, ageMs: now.wall - r.at }));
-      this.registry.restoreTombstones(retired, now);
-      this.registry.restore(owed, now);
-      const alive = this.registry.restoreLive(owed, now);
-      // Restored instances beat over NATS: their silence counts from when the daemon can hear them.
-      if (alive > 0) this.clock.deaf();
-      const terminals = owed.filter((e) => e.state === 'stopped' || e.state === 'lost').length;
-      if (terminals > 0) this.log.info({ entries: terminals }, 'restored unaccepted terminal states');
-      if (alive > 0) this.log.info({ instances: alive }, 'restored live instances (lost unless they beat again)');
-      if (retired.length > 0) this.log.info({ instances: retired.length }, 'restored retired instances (still suppressed)');
+      await restoreState(this.journal, this.registry, this.clock, this.log);
     } catch (err) {
       this.state = 'failed';
-      throw err;
+      throw describeStateDirError(this.config.stateDir, err);
     }
     // Before the listener: /livez reads it from the first request on.
     this.loop.start();

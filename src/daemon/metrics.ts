@@ -1,6 +1,6 @@
 /**
  * Prometheus metrics (prom-client), one registry per daemon so tests can run
- * several daemons in one process. Names per PROTOCOL.md section 4.
+ * several daemons in one process. Names per docs/PROTOCOL.md section 4.
  */
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import { REJECT_REASONS, type RejectReason } from '../protocol/decode.js';
@@ -28,6 +28,8 @@ export class Metrics {
   readonly pingDuration: Histogram;
   readonly pingBytes: Counter;
   readonly pingModes: Counter<'mode'>;
+  /** Entries the platform refused alone with a 413 (issue 11): dropped from retries, by their state. */
+  readonly entriesRejected: Counter<'state'>;
   readonly transitions: Counter<'kind'>;
   readonly httpRequests: Counter<'route' | 'status'>;
   readonly instanceConflicts: Counter;
@@ -67,6 +69,12 @@ export class Metrics {
       name: 'hbagg_ping_parts_total',
       help: 'Ping requests sent, by mode (full, delta; v1 when deltas are off)',
       labelNames: ['mode'],
+      registers,
+    });
+    this.entriesRejected = new Counter({
+      name: 'hbagg_ping_entries_rejected_total',
+      help: 'Ping entries the platform refused alone as too large (413), by state; they are not retried',
+      labelNames: ['state'],
       registers,
     });
     this.transitions = new Counter({

@@ -8,7 +8,9 @@ import { connect, credsAuthenticator, type NatsConnection, type NodeConnectionOp
 import type { Logger } from 'pino';
 import type { NatsConfig } from '../config/types.js';
 import { wildcard, workerFromSubject } from '../protocol/subjects.js';
+import { redactUrl } from '../util/redact-url.js';
 import type { Intake } from './intake.js';
+import { OutageLog } from './outage-log.js';
 
 const encoder = new TextEncoder();
 
@@ -36,6 +38,10 @@ export class NatsIngest {
   private _state: NatsState = 'connecting';
   private stopping = false;
   private wake: (() => void) | undefined;
+  /** Unreachable NATS is otherwise silent (connect() just waits): a rate-limited warning says so. */
+  private readonly outage: OutageLog;
+  private watch: NodeJS.Timeout | undefined;
+  private readonly watchEveryMs: number;
 
   constructor(
     private readonly cfg: NatsConfig,
@@ -43,7 +49,25 @@ export class NatsIngest {
     private readonly log: Logger,
     /** Told of every state change (the daemon stops measuring silence while disconnected). */
     private readonly onState?: (next: NatsState) => void,
-  ) {}
+    opts: { outageLogEveryMs?: number } = {},
+  ) {
+    this.outage = new OutageLog({ log, everyMs: opts.outageLogEveryMs });
+    this.watchEveryMs = Math.min(1_000, opts.outageLogEveryMs ?? 1_000);
+  }
+
+  /** The configured servers as logs may show them. */
+  private get servers(): string[] {
+    return this.cfg.servers.map(redactUrl);
+  }
+
+  /** Checked every second (from the first second on): not connected means a warning, rate-limited. */
+  private startWatch(): void {
+    this.watch = setInterval(() => {
+      if (this.stopping || this._state === 'ready') return;
+      this.outage.down({ servers: this.servers, state: this._state }, 'nats is not reachable; retrying');
+    }, this.watchEveryMs);
+    this.watch.unref();
+  }
 
   get state(): NatsState {
     return this._state;
@@ -62,6 +86,7 @@ export class NatsIngest {
     if (next === this._state) return;
     this.log.info({ from: this._state, to: next, ...detail }, `nats ${next}`);
     this._state = next;
+    if (next === 'ready') this.outage.up({ servers: this.servers, ...detail }, 'nats is reachable again');
     this.onState?.(next);
   }
 
@@ -72,6 +97,7 @@ export class NatsIngest {
    */
   async start(): Promise<void> {
     const c = this.cfg;
+    this.startWatch();
     for (let attempt = 1; this.nc === undefined; attempt++) {
       try {
         this.nc = await connect(natsConnectOptions(c));
@@ -132,6 +158,7 @@ export class NatsIngest {
   /** Stops taking input: drains the subscriptions (messages already received are processed), then closes. */
   async stop(): Promise<void> {
     this.stopping = true;
+    clearInterval(this.watch);
     this.wake?.();
     const nc = this.nc;
     if (!nc || nc.isClosed()) return;

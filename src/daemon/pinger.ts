@@ -4,13 +4,16 @@
  * is rebuilt from the current state, never replayed.
  */
 import type { Logger } from 'pino';
-import { buildPing, type DaemonInfo } from '../core/batch.js';
-import type { DeltaTracker, PingPlan } from '../core/delta.js';
+import { buildPing, type DaemonInfo, type PingPart } from '../core/batch.js';
+import type { DeltaSource, DeltaTracker } from '../core/delta.js';
 import { PROMISE_SLACK_MS, type Pacer, type PingOutcome } from '../core/pacer.js';
-import type { Registry } from '../core/registry.js';
-import type { Clock } from '../core/time.js';
+import { leaseMs, PartSize, RefusedEntries, REGROW_AFTER_INTERVALS } from '../core/part-size.js';
+import { toPingWorker, type Registry } from '../core/registry.js';
+import type { Clock, Instant } from '../core/time.js';
+import { jsonByteLength } from './json-size.js';
 import type { Metrics } from './metrics.js';
 import type { PlatformClient, SendResult } from './platform-client.js';
+import { PlatformLog } from './platform-log.js';
 
 export interface PingerDeps {
   info: DaemonInfo;
@@ -25,6 +28,10 @@ export interface PingerDeps {
   maxBatchWorkers: number;
   /** The platform client's per-request timeout (a promise must cover every part). */
   requestTimeoutMs: number;
+  /** `flush.max_interval_ms`: bounds the lease a ping promises. */
+  maxIntervalMs: number;
+  /** How often a continuing platform outage is logged again (default 30 s). */
+  outageLogEveryMs?: number;
   /** Delta pings (v1.1); absent when `platform.delta` is `off`: every ping is a v1 ping. */
   delta?: DeltaTracker;
   /** Called after a ping part is accepted (the journal records what was delivered). */
@@ -43,7 +50,10 @@ export interface LastPing {
 
 export class Pinger {
   private seq = 0;
-  private partSize: number;
+  private readonly partSize: PartSize;
+  /** Entries the platform refused alone (413): left out while unchanged. */
+  private readonly refused = new RefusedEntries();
+  private readonly platformLog: PlatformLog;
   private timer: NodeJS.Timeout | undefined;
   private running: Promise<void> | undefined;
   private stopped = false;
@@ -55,7 +65,8 @@ export class Pinger {
   lastAcceptedWall: number | undefined;
 
   constructor(private readonly d: PingerDeps) {
-    this.partSize = d.maxBatchWorkers;
+    this.partSize = new PartSize({ max: d.maxBatchWorkers, regrowAfterMs: REGROW_AFTER_INTERVALS });
+    this.platformLog = new PlatformLog({ log: d.log, url: d.client.printableUrl, everyMs: d.outageLogEveryMs });
   }
 
   /** Starts the loop: the first ping (the node's lease) goes out at once. */
@@ -118,20 +129,21 @@ export class Pinger {
   }
 
   private async pingOnce(final: boolean): Promise<void> {
-    const { registry, pacer, clock } = this.d;
+    const { pacer, clock } = this.d;
     const start = clock();
     const promise = pacer.start(start.mono);
     const seq = ++this.seq;
-    const plan: Partial<PingPlan> & Pick<PingPlan, 'workers' | 'sent'> =
-      this.d.delta?.plan(registry, seq, start.mono, final) ?? registry.collect();
-    const { workers, sent } = plan;
+    const plan = this.d.delta?.plan(this.deltaSource, seq, start.mono, final);
+    const { workers, sent } = plan ?? this.deltaSource.collect();
     await this.d.beforeSend?.();
     // Parts go one after another: each may take a full timeout before the next ping can start.
-    const count = Math.max(1, Math.ceil(workers.length / this.partSize));
-    const within = Math.max(promise, count * this.d.requestTimeoutMs + PROMISE_SLACK_MS);
+    const count = Math.max(1, Math.ceil(workers.length / this.partSize.current));
+    const within = leaseMs({
+      pacerMs: promise, parts: count, timeoutMs: this.d.requestTimeoutMs, maxIntervalMs: this.d.maxIntervalMs, slackMs: PROMISE_SLACK_MS,
+    });
     const parts = buildPing(this.d.info, {
-      seq, workers, sent, partSize: this.partSize, sentAt: start.wall, nextPingWithinMs: within, final,
-      ...(plan.mode === undefined || plan.roster === undefined ? {} : { delta: { mode: plan.mode, base: plan.base, roster: plan.roster } }),
+      seq, workers, sent, partSize: this.partSize.current, sentAt: start.wall, nextPingWithinMs: within, final,
+      ...(plan === undefined ? {} : { delta: { mode: plan.mode, base: plan.base, roster: plan.roster } }),
     });
     let complete = false;
     try {
@@ -142,7 +154,7 @@ export class Pinger {
   }
 
   /** Sends the parts in order; returns whether every one was accepted. */
-  private async sendParts(parts: ReturnType<typeof buildPing>): Promise<boolean> {
+  private async sendParts(parts: PingPart[]): Promise<boolean> {
     const { registry, pacer, clock, metrics, log } = this.d;
     let outcome: PingOutcome = { kind: 'accepted' };
     for (const part of parts) {
@@ -158,6 +170,7 @@ export class Pinger {
         registry.acknowledge(part.sent, this.d.registryClock?.() ?? now);
         this.d.delta?.accepted(part.sent, res);
         this.lastAcceptedWall = now.wall;
+        this.platformLog.accepted();
         this.d.onAccepted?.();
         if (res.nextIntervalMs !== undefined) outcome = { kind: 'accepted', nextIntervalMs: res.nextIntervalMs };
         continue;
@@ -170,21 +183,68 @@ export class Pinger {
         pacer.resize(now.mono);
         return false;
       }
-      if (res.outcome === 'too_large' && this.partSize > 1) {
-        this.partSize = Math.max(1, Math.floor(this.partSize / 2));
-        log.warn({ ...ctx, part_size: this.partSize }, 'platform said the ping is too large; halving the part size');
-        pacer.resize(now.mono);
-        return false;
+      if (res.outcome === 'too_large') {
+        const verdict = this.partSize.tooLarge(part.body.workers.length, now.mono, Buffer.byteLength(body));
+        if (verdict.kind !== 'not-size') {
+          if (verdict.kind === 'reject-entry') this.rejectEntry(part, now);
+          else log.warn({ ...ctx, part_size: verdict.size }, 'platform said the ping is too large; resending in smaller parts');
+          // Rebuilt from the current state (smaller parts, or without the refused entry), paced.
+          pacer.resize(now.mono);
+          return false;
+        }
       }
-      log.warn({ ...ctx, failures: pacer.consecutiveFailures() + 1 }, 'ping not accepted; will retry');
+      this.platformLog.failed(res, { ...ctx, failures: pacer.consecutiveFailures() + 1 });
       outcome =
         res.outcome === 'throttled'
           ? res.retryAfterMs === undefined ? { kind: 'throttled' } : { kind: 'throttled', retryAfterMs: res.retryAfterMs }
           : res.outcome === 'failed' ? { kind: 'failed', unreachable: res.unreachable === true } : { kind: 'rejected' };
-      pacer.finish(clock().mono, outcome, Math.random);
-      return false;
+      break;
     }
-    pacer.finish(clock().mono, outcome, Math.random);
-    return true;
+    const end = clock().mono;
+    if (outcome.kind === 'accepted') this.partSize.accepted(end);
+    pacer.finish(end, outcome, Math.random);
+    return outcome.kind === 'accepted';
+  }
+
+  /**
+   * The registry as pings see it: without the entries the platform refused
+   * alone (413). A delta leaves them out too, and so does the roster, so the
+   * platform's view and the roster agree.
+   */
+  private readonly deltaSource: DeltaSource = {
+    collect: () => {
+      const c = this.d.registry.collect();
+      const { workers, sent } = this.refused.filter(c.workers, c.sent, (w) => jsonByteLength(w));
+      return { workers, sent };
+    },
+    holds: (e) => this.d.registry.holds(e) && !(this.refused.size > 0 && this.refused.omits(toPingWorker(e), jsonByteLength)),
+  };
+
+  /**
+   * The platform refused a part holding one entry: it will not take that
+   * entry, and resending it would block every ping after it. A `stopped` or
+   * `lost` entry is dropped as if delivered (the platform never learns that
+   * transition); an `active` or `draining` one is left out of pings while it
+   * is as large as when refused.
+   */
+  private rejectEntry(part: PingPart, now: Instant): void {
+    const w = part.body.workers[0];
+    if (w === undefined) return;
+    const bytes = jsonByteLength(w);
+    this.d.metrics.entriesRejected.inc({ state: w.state });
+    const terminal = w.state === 'stopped' || w.state === 'lost';
+    this.d.log.error(
+      { worker: w.worker, instance: w.instance, state: w.state, bytes, batch: part.body.batch.id },
+      terminal
+        ? 'platform refused a ping entry on its own as too large (413); the platform is not told of this transition'
+        : 'platform refused a ping entry on its own as too large (413); it is left out of pings until it shrinks or its instance changes',
+    );
+    if (terminal) {
+      this.d.registry.acknowledge(part.sent, this.d.registryClock?.() ?? now);
+      this.d.delta?.delivered(part.sent);
+      this.d.onAccepted?.();
+    } else {
+      this.refused.refuse(w.worker, w.instance, bytes);
+    }
   }
 }

@@ -1,10 +1,11 @@
 /**
  * POSTs one ping part to the platform and classifies the answer per
- * PROTOCOL.md section 3. Every request is aborted when its timeout passes,
+ * docs/PROTOCOL.md section 3. Every request is aborted when its timeout passes,
  * including a platform that sends headers and then stalls the body.
  */
 import { parseRetryAfter } from '../core/pacer.js';
 import { PlatformAnswer } from '../protocol/schemas.js';
+import { redactUrl } from '../util/redact-url.js';
 
 /** `resync`: a 409 (v1.1), the platform wants a full ping at once; not a failure. */
 export type SendOutcome = 'accepted' | 'resync' | 'throttled' | 'too_large' | 'rejected' | 'failed';
@@ -21,6 +22,8 @@ export interface SendResult {
   error?: string;
   /** The connection was refused: the request reached no application (the pacer retries these sooner). */
   unreachable?: boolean;
+  /** A 3xx answer: where it pointed (absolute, redacted), or `(no Location header)`. Never followed. */
+  redirect?: string;
   durationMs: number;
 }
 
@@ -35,7 +38,19 @@ const MAX_BODY_LOGGED = 512;
 const MAX_BODY_READ = 64 * 1024;
 
 export class PlatformClient {
-  constructor(private readonly opts: PlatformClientOptions) {}
+  /** The query string, password and user of the URL, as they may appear in text. */
+  private readonly urlSecrets: string[];
+
+  constructor(private readonly opts: PlatformClientOptions) {
+    let secrets: string[] = [];
+    try {
+      const u = new URL(opts.url);
+      secrets = [u.search.slice(1), safeDecode(u.search.slice(1)), u.password, u.username];
+    } catch {
+      // The config accepts only parseable URLs; a bad one here has nothing to hide.
+    }
+    this.urlSecrets = secrets.filter((p) => p.length >= 4);
+  }
 
   /** Sends `body`; `abort` cuts it short (shutdown). Never throws. */
   async send(body: string, idempotencyKey: string, abort?: AbortSignal): Promise<SendResult> {
@@ -49,12 +64,16 @@ export class PlatformClient {
     };
     if (this.opts.token) headers.authorization = `Bearer ${this.opts.token}`;
     try {
-      const res = await fetch(this.opts.url, { method: 'POST', headers, body, signal });
+      // Never follow: fetch turns a 301/302/303 into a bodiless GET (whose 200 would read as an
+      // acceptance), chases a 307 loop with the full body ~20 times, and would carry worker meta
+      // and the token's request to whatever origin the Location names.
+      const res = await fetch(this.opts.url, { method: 'POST', headers, body, signal, redirect: 'manual' });
       const text = await readBounded(res, MAX_BODY_READ);
       const durationMs = performance.now() - started;
       const result: SendResult = { ...classify(res.status, res.headers.get('retry-after'), text), status: res.status, durationMs };
+      if (res.status >= 300 && res.status < 400) result.redirect = this.location(res.headers.get('location'));
       // A platform that echoes the request (say, in a 401 body) must not put our token in a log line.
-      if (result.error !== undefined && this.opts.token) result.error = result.error.split(this.opts.token).join('[redacted]');
+      if (result.error !== undefined) result.error = this.scrub(result.error);
       return result;
     } catch (err) {
       const durationMs = performance.now() - started;
@@ -64,7 +83,36 @@ export class PlatformClient {
           ? 'aborted by shutdown'
           : describeNetworkError(err);
       const unreachable = (err as { cause?: { code?: string } }).cause?.code === 'ECONNREFUSED';
-      return { outcome: 'failed', error: reason, durationMs, ...(unreachable ? { unreachable } : {}) };
+      // fetch's own errors quote what they refused: a header value (the token) or the URL.
+      return { outcome: 'failed', error: this.scrub(reason), durationMs, ...(unreachable ? { unreachable } : {}) };
+    }
+  }
+
+  /** The platform URL as logs may show it. */
+  get printableUrl(): string {
+    return redactUrl(this.opts.url);
+  }
+
+  /** Removes the token (whole, and each line of it) and the URL's secrets from text bound for a log. */
+  private scrub(text: string): string {
+    let out = text;
+    const token = this.opts.token;
+    if (token) {
+      const pieces = [token, ...token.split(/[\r\n]+/)].filter((p) => p.length >= 4);
+      for (const piece of pieces) out = out.split(piece).join('[redacted]');
+    }
+    if (this.opts.url !== this.printableUrl) out = out.split(this.opts.url).join(this.printableUrl);
+    // Pieces too: a platform may echo the request line (`POST /hb?api_key=...`).
+    for (const piece of this.urlSecrets) out = out.split(piece).join('[redacted]');
+    return out;
+  }
+
+  private location(value: string | null): string {
+    if (value === null || value.trim() === '') return '(no Location header)';
+    try {
+      return redactUrl(new URL(value, this.opts.url).toString());
+    } catch {
+      return redactUrl(value);
     }
   }
 }
@@ -94,6 +142,8 @@ function classify(status: number, retryAfter: string | null, text: string): Omit
     return retryAfterMs === undefined ? { outcome: 'throttled', error } : { outcome: 'throttled', retryAfterMs, error };
   }
   if (status === 413) return { outcome: 'too_large', error };
+  // A redirect is never an acceptance: the ping reached no one who took it.
+  if (status >= 300 && status < 400) return { outcome: 'failed', error };
   if (status >= 400 && status < 500) return { outcome: 'rejected', error };
   return { outcome: 'failed', error };
 }
@@ -120,4 +170,12 @@ function describeNetworkError(err: unknown): string {
   const e = err as { message?: string; cause?: { code?: string; message?: string } };
   const cause = e.cause?.code ?? e.cause?.message;
   return cause ? `${e.message ?? 'fetch failed'} (${cause})` : (e.message ?? String(err));
+}
+
+function safeDecode(text: string): string {
+  try {
+    return decodeURIComponent(text);
+  } catch {
+    return text;
+  }
 }

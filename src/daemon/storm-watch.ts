@@ -1,6 +1,6 @@
 /**
  * Rate-limited warnings for what a restart storm or a worker id claimed twice
- * costs, which the registry only counts (PROTOCOL.md 2.8): reports of replaced
+ * costs, which the registry only counts (docs/PROTOCOL.md 2.8): reports of replaced
  * instances dropped to keep memory bounded, retirements forgotten before their
  * retention, and beats from an instance that a newer one replaced. The first
  * of each kind is logged at once, the rest at most once per window, with how

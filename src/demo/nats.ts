@@ -4,10 +4,8 @@
  * with the demo), else a `NatsUnavailableError` that says how to get one.
  */
 import { spawn } from 'node:child_process';
-import { accessSync, constants } from 'node:fs';
 import net from 'node:net';
-import path from 'node:path';
-import { freePort, settleWithin } from '../util/index.js';
+import { findNatsServerBinary, freePort, settleWithin } from '../util/index.js';
 
 export interface NatsSource {
   url: string;
@@ -132,22 +130,4 @@ export function answersNats(host: string, port: number, timeoutMs: number): Prom
     socket.once('error', () => done(false));
     socket.once('close', () => done(false));
   });
-}
-
-/** The `nats-server` binary: `NATS_SERVER_BIN`, else PATH, else the usual sbin directories. */
-export function findNatsServerBinary(): string | undefined {
-  const fromEnv = process.env['NATS_SERVER_BIN'];
-  if (fromEnv) return fromEnv;
-  // Debian installs it in /usr/sbin, which a non-root PATH often lacks.
-  const dirs = [...(process.env['PATH'] ?? '').split(path.delimiter), '/usr/sbin', '/usr/local/sbin', '/usr/local/bin'];
-  for (const dir of dirs.filter(Boolean)) {
-    const candidate = path.join(dir, 'nats-server');
-    try {
-      accessSync(candidate, constants.X_OK);
-      return candidate;
-    } catch {
-      // not here
-    }
-  }
-  return undefined;
 }

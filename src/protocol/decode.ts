@@ -1,7 +1,7 @@
 /**
  * Decoding of worker messages: size first, then JSON, then version, then
  * schema, then the subject check. Each failure names one reason of
- * PROTOCOL.md section 1 and a readable error (what, where, why).
+ * docs/PROTOCOL.md section 1 and a readable error (what, where, why).
  */
 import type { z } from 'zod';
 import { Beat, Leave, MAX_BEAT_BYTES, MAX_META_BYTES, PROTOCOL_VERSION, RESERVED_META_KEYS, WORKER_ID_PATTERN } from './schemas.js';

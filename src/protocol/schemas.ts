@@ -1,7 +1,8 @@
 /**
- * Wire schemas of PROTOCOL.md v1, shared by the daemon, the client library
- * and the JSON Schema export. Unknown fields are ignored (stripped), as the
- * contract says; everything else that breaks a rule is rejected.
+ * Wire schemas of docs/PROTOCOL.md (wire format v1), shared by the daemon,
+ * the client library and the JSON Schema export. Unknown fields are ignored
+ * (stripped), as the contract says; everything else that breaks a rule is
+ * rejected.
  */
 import { z } from 'zod';
 

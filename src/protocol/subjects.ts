@@ -1,4 +1,4 @@
-/** Subject names of PROTOCOL.md section 1: `<prefix>.beat.<worker>`, `<prefix>.leave.<worker>`. */
+/** Subject names of docs/PROTOCOL.md section 1: `<prefix>.beat.<worker>`, `<prefix>.leave.<worker>`. */
 export type SubjectKind = 'beat' | 'leave';
 
 export function beatSubject(prefix: string, worker: string): string {

@@ -1,5 +1,5 @@
 /**
- * The reference platform receiver: the platform side of PROTOCOL.md section 3,
+ * The reference platform receiver: the platform side of docs/PROTOCOL.md section 3,
  * small enough to read in one sitting. It validates every ping against the
  * same zod schema the daemon builds it with, answers like a well-behaved
  * platform, deduplicates by `idempotency-key`, and keeps each node's lease.

@@ -2,7 +2,7 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { spawnHbagg, startNatsServer, startPlatformStub, waitFor, type NatsServerHandle, type PlatformStub } from '../helpers/index.js';
+import { spawnHbagg, startNatsServer, startPlatformStub, waitFor, type NatsServerHandle, type PlatformStub } from '../../testing/index.js';
 
 interface Run {
   code: number | null;

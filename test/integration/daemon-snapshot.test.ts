@@ -15,7 +15,7 @@ import {
   waitFor,
   type NatsServerHandle,
   type PlatformStub,
-} from '../helpers/index.js';
+} from '../../testing/index.js';
 
 describe("the daemon's seam: snapshot(), workers() and the lifecycle it owns", () => {
   let nats: NatsServerHandle;

@@ -14,7 +14,7 @@ import {
   type PlatformStub,
   type RecordedPing,
   type TestDaemon,
-} from '../helpers/index.js';
+} from '../../testing/index.js';
 import type { Ping } from '../../src/protocol/schemas.js';
 
 const body = (r: RecordedPing) => r.body as Ping;

@@ -10,7 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { rosterOf } from '../../src/core/roster.js';
 import type { Ping } from '../../src/protocol/schemas.js';
 import { startReceiver, type Receiver } from '../../src/receiver/index.js';
-import { natsClient, startNatsServer, startTestDaemon, waitFor, type NatsServerHandle, type TestDaemon } from '../helpers/index.js';
+import { natsClient, startNatsServer, startTestDaemon, waitFor, type NatsServerHandle, type TestDaemon } from '../../testing/index.js';
 
 const W = 1000;
 const FULL_EVERY_MS = 4000;

@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { answersNats, findOrStartNats, NatsUnavailableError } from '../../src/demo/nats.js';
 import { actsOfCycle } from '../../src/demo/script.js';
 import { renderLine, renderScreen, type DemoSnapshot } from '../../src/demo/view.js';
-import { getFreePort, spawnHbagg, startNatsServer, type NatsServerHandle } from '../helpers/index.js';
+import { freePort, spawnHbagg, startNatsServer, type NatsServerHandle } from '../../testing/index.js';
 
 async function runCli(args: string[], timeoutMs: number): Promise<{ code: number | null; stdout: string; stderr: string }> {
   const env = Object.fromEntries(Object.entries(process.env).filter((e): e is [string, string] => e[1] !== undefined));
@@ -71,7 +71,7 @@ describe('finding NATS for the demo', () => {
   });
 
   it('starts nats-server on a free port when nothing answers, and stops it afterwards', async () => {
-    const started = await findOrStartNats({ probePort: await getFreePort() });
+    const started = await findOrStartNats({ probePort: await freePort() });
     expect(started.kind).toBe('started');
     const port = Number(new URL(started.url).port);
     expect(await answersNats('127.0.0.1', port, 1000)).toBe(true);
@@ -80,7 +80,7 @@ describe('finding NATS for the demo', () => {
   });
 
   it('says exactly how to get a server when there is none to find or start', async () => {
-    const err = await findOrStartNats({ probePort: await getFreePort(), binary: '/nonexistent/nats-server' }).catch((e: unknown) => e);
+    const err = await findOrStartNats({ probePort: await freePort(), binary: '/nonexistent/nats-server' }).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(NatsUnavailableError);
     expect((err as Error).message).toContain('apt-get install nats-server');
     expect((err as Error).message).toContain('docker run -d --name nats -p 4222:4222 nats');

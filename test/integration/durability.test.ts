@@ -1,5 +1,5 @@
 /**
- * Terminal states survive kill -9 (PROTOCOL.md 2.7): a real `hbagg run`
+ * Terminal states survive kill -9 (docs/PROTOCOL.md 2.7): a real `hbagg run`
  * process is killed while the platform refuses every ping and Leaves are in
  * flight; a new daemon on the same state dir delivers every `stopped` it had
  * acknowledged and every `lost` the platform had been shown.
@@ -22,7 +22,7 @@ import {
   waitFor,
   type NatsServerHandle,
   type PlatformStub,
-} from '../helpers/index.js';
+} from '../../testing/index.js';
 
 const runCli = (env: Record<string, string>) => spawnHbagg(['run'], env);
 

@@ -18,7 +18,7 @@ import {
   type NatsServerHandle,
   type PlatformStub,
   type RecordedPing,
-} from '../helpers/index.js';
+} from '../../testing/index.js';
 
 const FIXTURE = fileURLToPath(new URL('../fixtures/worker-graceful.ts', import.meta.url));
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));

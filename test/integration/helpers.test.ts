@@ -9,7 +9,7 @@ import {
   waitFor,
   type NatsServerHandle,
   type PlatformStub,
-} from '../helpers/index.js';
+} from '../../testing/index.js';
 
 const cleanups: Array<() => Promise<unknown>> = [];
 afterEach(async () => {

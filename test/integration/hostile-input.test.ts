@@ -1,5 +1,5 @@
 /**
- * Hostile input (PROTOCOL.md 1, 2.8, 4): 100,000 generated NATS messages and
+ * Hostile input (docs/PROTOCOL.md 1, 2.8, 4): 100,000 generated NATS messages and
  * 10,000 generated HTTP bodies (fast-check, a fresh seed each run, printed;
  * set HBAGG_FUZZ_SEED to replay one), plus the files of
  * test/fixtures/hostile-corpus. Random bytes, deep and huge JSON,
@@ -27,7 +27,7 @@ import {
   type NatsServerHandle,
   type PlatformStub,
   type TestDaemon,
-} from '../helpers/index.js';
+} from '../../testing/index.js';
 
 const SEED = Number(process.env.HBAGG_FUZZ_SEED ?? Math.floor(Math.random() * 2 ** 31));
 const NATS_MESSAGES = 100_000;

@@ -8,7 +8,7 @@ import {
   type NatsServerHandle,
   type PlatformStub,
   type TestDaemon,
-} from '../helpers/index.js';
+} from '../../testing/index.js';
 import { HttpServer } from '../../src/daemon/http/server.js';
 import { MAX_BEATS_PER_REQUEST } from '../../src/daemon/http/routes.js';
 import { rawRequest, writeAll } from './raw-http.js';

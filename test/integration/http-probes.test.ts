@@ -1,5 +1,6 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import {
+  quantile,
   startNatsServer,
   startPlatformStub,
   startTestDaemon,
@@ -7,13 +8,13 @@ import {
   type NatsServerHandle,
   type PlatformStub,
   type TestDaemon,
-} from '../helpers/index.js';
+} from '../../testing/index.js';
 import type { HealthCheck, HealthReport } from '../../src/daemon/http/health.js';
 import { CHECK_TIMEOUT_MS } from '../../src/daemon/http/health-checks.js';
 import { execFile } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
-import { get, percentile, rawRequest } from './raw-http.js';
+import { get, rawRequest } from './raw-http.js';
 
 interface StormAnswer {
   path: string;
@@ -59,7 +60,7 @@ function hangingCheck(name: string, timeoutMs: number): { check: HealthCheck; ca
 function stats(ms: number[]): { p50: number; p99: number; max: number } {
   const sorted = [...ms].sort((a, b) => a - b);
   const r = (x: number) => Math.round(x * 10) / 10;
-  return { p50: r(percentile(sorted, 50)), p99: r(percentile(sorted, 99)), max: r(sorted.at(-1) ?? NaN) };
+  return { p50: r(quantile(sorted, 0.5)), p99: r(quantile(sorted, 0.99)), max: r(sorted.at(-1) ?? NaN) };
 }
 
 /** Log lines no probe may cause: ERR_HTTP_HEADERS_SENT anywhere, any error-level line (but the test's own throwing routes). */

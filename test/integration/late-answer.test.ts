@@ -1,5 +1,5 @@
 /**
- * Counting beats exactly when answers are lost (PROTOCOL.md 3): the platform
+ * Counting beats exactly when answers are lost (docs/PROTOCOL.md 2.1, section 3): the platform
  * processes pings but answers after the daemon's timeout, so the daemon
  * resends their beats in rebuilt pings with new batch ids. Summing `beats`
  * counts them twice; the difference of `beats_total` counts each once.
@@ -19,7 +19,7 @@ import {
   waitFor,
   type NatsServerHandle,
   type PlatformStub,
-} from '../helpers/index.js';
+} from '../../testing/index.js';
 
 describe('beats_total when the platform answers too late (3)', () => {
   let nats: NatsServerHandle;

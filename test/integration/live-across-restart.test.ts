@@ -1,5 +1,5 @@
 /**
- * Instances alive across a daemon crash (PROTOCOL.md 2.7): a real `hbagg run`
+ * Instances alive across a daemon crash (docs/PROTOCOL.md 2.7): a real `hbagg run`
  * process journals each active instance (with its beats_total) and is killed
  * with kill -9. A new daemon on the same state dir lists both instances in
  * its first ping, reports `lost` (heartbeat_timeout) the one that died while
@@ -25,7 +25,7 @@ import {
   waitFor,
   type NatsServerHandle,
   type PlatformStub,
-} from '../helpers/index.js';
+} from '../../testing/index.js';
 
 const beat = (worker: string, seq: number) => JSON.stringify({ v: 1, worker, instance: `${worker}-i1`, seq, interval_ms: 100 });
 

@@ -15,7 +15,7 @@ import {
   type NatsServerHandle,
   type PlatformStub,
   type TestDaemon,
-} from '../helpers/index.js';
+} from '../../testing/index.js';
 
 describe('a nats-server restart', () => {
   let nats: NatsServerHandle;

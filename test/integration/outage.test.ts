@@ -1,5 +1,5 @@
 /**
- * A platform outage with 1,000 workers, time compressed (PROTOCOL.md 2.7, 3):
+ * A platform outage with 1,000 workers, time compressed (docs/PROTOCOL.md 2.7, 3):
  * memory stays flat (every try is rebuilt from the registry), every beat and
  * every terminal state reaches the platform after it returns, the catch-up
  * ping goes out within a second of its return, Retry-After is honoured, and
@@ -22,7 +22,7 @@ import {
   waitFor,
   type NatsServerHandle,
   type RecordedPing,
-} from '../helpers/index.js';
+} from '../../testing/index.js';
 
 const body = (r: RecordedPing) => r.body as Ping;
 

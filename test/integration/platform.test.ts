@@ -14,7 +14,7 @@ import {
   type PlatformStub,
   type RecordedPing,
   type TestDaemon,
-} from '../helpers/index.js';
+} from '../../testing/index.js';
 
 const body = (r: RecordedPing) => r.body as Ping;
 

@@ -8,7 +8,7 @@ import { loadConfig } from '../../src/config/index.js';
 import { Daemon } from '../../src/daemon/daemon.js';
 import { createLogger } from '../../src/daemon/logger.js';
 import { startReceiver, type Receiver, type ReceiverEvent } from '../../src/receiver/index.js';
-import { startNatsServer, waitFor, type NatsServerHandle } from '../helpers/index.js';
+import { startNatsServer, waitFor, type NatsServerHandle } from '../../testing/index.js';
 
 // python3 is part of the machine image this project runs on (and CI's): no skip.
 const WORKER = fileURLToPath(new URL('../../examples/python/worker_http.py', import.meta.url));

@@ -105,8 +105,3 @@ export function writeAll(socket: net.Socket, data: string | Buffer): Promise<voi
     socket.write(data, () => resolve());
   });
 }
-
-export function percentile(sorted: readonly number[], p: number): number {
-  if (sorted.length === 0) return NaN;
-  return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)]!;
-}

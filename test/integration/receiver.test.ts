@@ -1,7 +1,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import type { Ping, PingWorker } from '../../src/protocol/index.js';
 import { startReceiver, type Receiver, type ReceiverEvent } from '../../src/receiver/index.js';
-import { waitFor } from '../helpers/index.js';
+import { waitFor } from '../../testing/index.js';
 
 const open: Receiver[] = [];
 afterEach(async () => {

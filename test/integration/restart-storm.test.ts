@@ -1,6 +1,6 @@
 /**
  * What a restart storm and a worker id claimed twice cost is said, not
- * silent (PROTOCOL.md 2.8, section 4): with the platform down, one worker
+ * silent (docs/PROTOCOL.md 2.8, section 4): with the platform down, one worker
  * restarting over and over fills the bounded memory for replaced instances
  * and tombstones; the reports and retirements dropped are metrics and one
  * rate-limited warning. A replaced instance that goes on beating (two
@@ -20,7 +20,7 @@ import {
   type NatsServerHandle,
   type PlatformStub,
   type TestDaemon,
-} from '../helpers/index.js';
+} from '../../testing/index.js';
 
 const beat = (worker: string, instance: string, seq: number) => JSON.stringify({ v: 1, worker, instance, seq, interval_ms: 1000 });
 
@@ -94,8 +94,7 @@ describe('restart storms and conflicting instances (2.8)', () => {
       expect(warned[0]).toMatchObject({ worker: 'twin', instance: 'old', current_instance: 'new' });
       expect(String(warned[0]!.msg)).toContain('instance old still beats though new replaced it');
       // The old instance's beats are still dropped, as before.
-      const suppressed = (await d.daemon.snapshot()).beatsRejected.suppressed;
-      expect(suppressed).toBe(3);
+      expect((await d.daemon.snapshot()).beatsRejected.suppressed).toBe(3);
     } finally {
       await d.stop();
     }

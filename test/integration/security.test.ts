@@ -16,13 +16,13 @@ import type { Ping } from '../../src/protocol/schemas.js';
 import { Daemon } from '../../src/daemon/daemon.js';
 import { createLogger } from '../../src/daemon/logger.js';
 import {
-  getFreePort,
+  freePort,
   startNatsServer,
   startPlatformStub,
   startTestDaemon,
   waitFor,
   type NatsServerHandle,
-} from '../helpers/index.js';
+} from '../../testing/index.js';
 
 const FIXTURES = path.resolve(import.meta.dirname, '../fixtures');
 const secret = (what: string) => `${what}-${randomBytes(12).toString('hex')}`;
@@ -97,7 +97,7 @@ describe('security basics', () => {
     expect(cfg.http.listen).toBe('127.0.0.1:9470');
     expect(cfg.http.host).toBe('127.0.0.1');
     const nats = await startNatsServer();
-    const port = await getFreePort();
+    const port = await freePort();
     const d = new Daemon(
       { ...cfg, nats: { ...cfg.nats, servers: [nats.url] }, http: { ...cfg.http, port }, stateDir: path.join(os.tmpdir(), `hbagg-sec-${randomBytes(4).toString('hex')}`) },
       createLogger('silent'),
@@ -137,7 +137,7 @@ describe('security basics', () => {
 
     // A server that wants another password: refused, not ready, retried; a server with the right one: ready.
     const pass = secret('RIGHT');
-    const port = await getFreePort();
+    const port = await freePort();
     let wrong: NatsServerHandle | undefined = await startNatsServer({ port, args: ['--user', 'hbagg', '--pass', secret('OTHER')] });
     const cfg = loadConfig({
       env: {

@@ -1,5 +1,5 @@
 /**
- * The local stall guard (PROTOCOL.md 2.5): the daemon does not convict
+ * The local stall guard (docs/PROTOCOL.md 2.5): the daemon does not convict
  * workers for time it was not running. Workers beat from a child process, so
  * they keep beating while this process (which hosts the daemon) is blocked.
  */
@@ -17,7 +17,7 @@ import {
   type NatsServerHandle,
   type PlatformStub,
   type TestDaemon,
-} from '../helpers/index.js';
+} from '../../testing/index.js';
 
 const PUBLISHER = path.resolve(import.meta.dirname, '../fixtures/beat-publisher.ts');
 const WORKERS = 50;

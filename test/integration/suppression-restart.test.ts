@@ -1,5 +1,5 @@
 /**
- * Suppression survives kill -9 (PROTOCOL.md 2.3): a real `hbagg run` process
+ * Suppression survives kill -9 (docs/PROTOCOL.md 2.3): a real `hbagg run` process
  * acknowledges a `draining` Leave and a `stopped` one the platform then
  * accepts (so no terminal entry is owed any more), and is killed. A new
  * daemon on the same state dir drops the late beats of both instances as
@@ -24,7 +24,7 @@ import {
   waitFor,
   type NatsServerHandle,
   type PlatformStub,
-} from '../helpers/index.js';
+} from '../../testing/index.js';
 
 const runCli = (env: Record<string, string>) => spawnHbagg(['run'], env);
 

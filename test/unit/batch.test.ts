@@ -1,4 +1,4 @@
-/** Building and splitting one ping (PROTOCOL.md section 3). */
+/** Building and splitting one ping (docs/PROTOCOL.md section 3). */
 import { describe, expect, it } from 'vitest';
 import { batchId, buildPing, type BatchInput, type DaemonInfo } from '../../src/core/batch.js';
 import type { SentRecord } from '../../src/core/registry.js';

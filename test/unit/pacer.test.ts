@@ -1,5 +1,5 @@
 /**
- * The pacer (PROTOCOL.md 2.4, 2.6 and the answers of section 3), driven by
+ * The pacer (docs/PROTOCOL.md 2.4, 2.6 and the answers of section 3), driven by
  * plain monotonic numbers and an injected `rand`.
  */
 import fc from 'fast-check';
@@ -244,12 +244,15 @@ describe('Pacer: failures and Retry-After (3)', () => {
     expect(p.currentIntervalMs()).toBe(1000);
   });
 
-  it('resends at once after a resize (413)', () => {
+  it('resends a ping refused as too large (413) after min_interval_ms, not at once', () => {
     const p = pacer();
     ping(p, 0);
     p.start(2000);
     p.resize(2010);
-    expect(p.dueAt()).toBe(2010);
+    expect(p.dueAt()).toBe(3010);
+    // A transition does not cut the wait short: a platform that refuses sizes is not hammered.
+    p.transition(2020);
+    expect(p.dueAt()).toBe(3010);
   });
 
   it('keeps the promise of every accepted ping, and the wait after every failed one, over random sequences', () => {
@@ -328,6 +331,9 @@ describe('Pacer: failures and Retry-After (3)', () => {
             now = begun + took;
             p.resize(now);
             promisedBy = Infinity;
+            // The resend is paced: held min_interval_ms, and transitions do not move it.
+            heldTill = p.dueAt();
+            expect(heldTill).toBe(now + p0.minIntervalMs);
             continue;
           }
           for (const d of [...s.transitionsDuring].sort((a, b) => a - b)) if (d <= took) p.transition(begun + d);

@@ -3,9 +3,10 @@
  * instances each, seq sometimes going backwards), Leaves, restarts, clock
  * advances, loss detection, pruning and pings that are accepted (whole or a
  * prefix of their parts, sometimes after more beats) or fail. A model kept
- * beside it checks PROTOCOL.md 2.1 (exactly-once `beats`), 2.3 (suppression),
- * 2.7 (every terminal state reaches an accepted ping unless superseded; live
- * instances survive a crash) and 3 (`beats_total` counts every accepted beat).
+ * beside it checks docs/PROTOCOL.md 2.1 (exactly-once `beats`), 2.3
+ * (suppression), 2.7 (every terminal state reaches an accepted ping unless
+ * superseded; live instances survive a crash) and 3 (`beats_total` counts
+ * every accepted beat).
  */
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';

@@ -1,5 +1,5 @@
 /**
- * The registry against PROTOCOL.md sections 2.1-2.5, 2.7 and 2.8, with a fake
+ * The registry against docs/PROTOCOL.md sections 2.1-2.5, 2.7 and 2.8, with a fake
  * clock: every Instant is built by `at(ms)`, so durations are exact.
  */
 import { describe, expect, it } from 'vitest';

@@ -1,5 +1,5 @@
 /**
- * The checks behind /healthz (PROTOCOL.md section 4): `nats` (connected,
+ * The checks behind /healthz (docs/PROTOCOL.md section 4): `nats` (connected,
  * subscribed, and a bounded flush round trip), `platform` (judged from the
  * last ping's age and outcome: no extra traffic to the platform), and
  * `state_dir` (a probe file written, fsynced and removed).
@@ -60,7 +60,11 @@ export function judgePlatform(f: PlatformFacts): { ok: true; detail: Record<stri
     return { ok: false, error: `no ping answered in ${up} ms since start (allowed ${f.allowanceMs} ms)` };
   }
   if (f.last.outcome !== 'accepted') {
-    const how = [f.last.status !== undefined ? `HTTP ${f.last.status}` : undefined, f.last.error].filter(Boolean).join(': ');
+    // The client's error already starts with "HTTP <status>: " for an HTTP answer: do not say it twice.
+    const status = f.last.status !== undefined ? `HTTP ${f.last.status}` : undefined;
+    const how = status !== undefined && f.last.error?.startsWith(status)
+      ? f.last.error
+      : [status, f.last.error].filter(Boolean).join(': ');
     return {
       ok: false,
       error: `last ping ${f.last.outcome}${how ? ` (${how})` : ''} ${f.nowWall - f.last.atWall} ms ago; ${since}`,
@@ -126,7 +130,7 @@ export interface DaemonHealthDeps {
   pinger: { readonly last: LastPing | undefined; readonly lastAcceptedWall: number | undefined };
 }
 
-/** The daemon's /healthz: the three checks of PROTOCOL.md section 4, cached for `health_cache_ms`. */
+/** The daemon's /healthz: the three checks of docs/PROTOCOL.md section 4, cached for `health_cache_ms`. */
 export function daemonHealth(d: DaemonHealthDeps): Health {
   const { flush, platform } = d.config;
   // A ping starts within its promise and is answered within the request timeout.

@@ -1,5 +1,5 @@
 /**
- * The daemon's routes (PROTOCOL.md section 4). Each handler only computes a
+ * The daemon's routes (docs/PROTOCOL.md section 4). Each handler only computes a
  * reply; the server writes it once. Probes never wait on anything but their
  * own checks: /livez on nothing outside the process, /readyz on the NATS
  * subscription, /healthz on the shared, cached round of checks.

@@ -12,7 +12,7 @@ import { replaceDurably, writeLiveSet, type Held } from './journal-compact.js';
 import { encodeRecord, entryRecord, keyOf, replay, signature, type RetireRecord } from './journal-record.js';
 
 export interface JournalStats {
-  /** Records appended (put + ack + retire), since open. */
+  /** Records appended (put + live + ack + retire), since open. */
   records: number;
   /** Retire records appended, since open. */
   retires: number;

@@ -13,7 +13,7 @@
  * restart; `ack` forgets either (accepted by the platform, or gone).
  * A journal from before `live` simply has none. `retire` says
  * an instance was retired (a Leave, or replaced by a restart) at wall time
- * `at`, so its beats stay suppressed after a restart (PROTOCOL.md 2.3); it is
+ * `at`, so its beats stay suppressed after a restart (docs/PROTOCOL.md 2.3); it is
  * an event, never acked: it ages out at compaction. Pure.
  */
 import { crc32 } from 'node:zlib';

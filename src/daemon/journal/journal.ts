@@ -1,6 +1,6 @@
 /**
  * The state journal: the `stopped` and `lost` entries the platform has not
- * accepted yet survive kill -9 and restart (PROTOCOL.md 2.7), and so do
+ * accepted yet survive kill -9 and restart (docs/PROTOCOL.md 2.7), and so do
  * retired instances, whose beats stay suppressed (2.3), and the instances
  * alive with their `beats_total` (reported `lost` if they never beat again).
  *
@@ -8,8 +8,8 @@
  * (the format: `journal-record.ts`).
  *
  * `sync()` diffs what must be durable (the registry's unaccepted terminal
- * entries and live instances) against what the file already holds and appends only the
- * difference. A retirement is an event instead (`retire()`): its record is
+ * entries and live instances) against what the file already holds and
+ * appends only the difference. A retirement is an event instead (`retire()`): its record is
  * queued into the next commit, never diffed. Writes are group-committed:
  * every `sync()` asked for while a commit is being written joins the next
  * one, so a burst of events costs one write and one fdatasync, never one full

@@ -10,9 +10,9 @@ import path from 'node:path';
 import { Writable } from 'node:stream';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import type { Logger } from 'pino';
-import { loadConfig, type HbaggConfig } from '../../src/config/index.js';
-import { Daemon } from '../../src/daemon/daemon.js';
-import { createLogger } from '../../src/daemon/logger.js';
+import { loadConfig, type HbaggConfig } from '../src/config/index.js';
+import { Daemon } from '../src/daemon/daemon.js';
+import { createLogger } from '../src/daemon/logger.js';
 
 export interface TestDaemon {
   daemon: Daemon;

@@ -1,5 +1,6 @@
 import { inspect } from 'node:util';
 import { setTimeout as delay } from 'node:timers/promises';
+import { within } from '../src/util/deadline.js';
 
 export interface WaitForOptions {
   /** Deadline for the whole wait. Default 5000. */
@@ -32,7 +33,7 @@ export async function waitFor<T>(
     const remaining = deadline - Date.now();
     try {
       // A condition that never settles must not outlive the deadline.
-      const outcome = await withDeadline(Promise.resolve(fn()), Math.max(remaining, 0));
+      const outcome = await within(Promise.resolve(fn()), Math.max(remaining, 0));
       if (outcome !== undefined) {
         if (outcome.value) return outcome.value as T;
         last = outcome;
@@ -48,14 +49,6 @@ export async function waitFor<T>(
   parts.push(last ? `last value: ${show(last.value)}` : 'the condition never returned a value');
   if (lastError !== undefined) parts.push(`last error: ${show(lastError)}`);
   throw new Error(parts.join('; '));
-}
-
-function withDeadline<V>(promise: Promise<V>, ms: number): Promise<{ value: V } | undefined> {
-  let timer: NodeJS.Timeout | undefined;
-  const expired = new Promise<undefined>((resolve) => {
-    timer = setTimeout(() => resolve(undefined), ms);
-  });
-  return Promise.race([promise.then((value) => ({ value })), expired]).finally(() => clearTimeout(timer));
 }
 
 function show(value: unknown): string {

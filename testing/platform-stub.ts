@@ -46,7 +46,7 @@ export interface PlatformStub {
 
 const DEFAULT_ANSWER: StubAnswer = { status: 200, body: {} };
 
-/** A real HTTP server on a free 127.0.0.1 port that imitates the platform (PROTOCOL.md section 3). */
+/** A real HTTP server on a free 127.0.0.1 port that imitates the platform (docs/PROTOCOL.md section 3). */
 export async function startPlatformStub(): Promise<PlatformStub> {
   const requests: RecordedPing[] = [];
   const sockets = new Set<Socket>();

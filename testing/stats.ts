@@ -1,4 +1,4 @@
-/** Small statistics for bench figures: medians, percentiles, rounding. */
+/** Small statistics for bench figures and timing tests: medians, quantiles, rounding. */
 
 export function sorted(xs: readonly number[]): number[] {
   return [...xs].sort((a, b) => a - b);

@@ -4,8 +4,8 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { findNatsServerBinary } from '../../src/demo/nats.js';
-import { getFreePort } from './ports.js';
+import { freePort } from '../src/util/free-port.js';
+import { findNatsServerBinary } from '../src/util/nats-server-binary.js';
 import { sleep } from './wait-for.js';
 
 export interface NatsServerOptions {
@@ -42,17 +42,17 @@ export async function startNatsServer(opts: NatsServerOptions = {}): Promise<Nat
   const storeDir = opts.jetstream ? mkdtempSync(path.join(tmpdir(), 'hbagg-nats-')) : undefined;
   if (storeDir) registerTempDir(storeDir);
 
-  let port = opts.port ?? (await getFreePort());
+  let port = opts.port ?? (await freePort());
   let proc: RunningServer;
   for (let attempt = 1; ; attempt++) {
     try {
       proc = await launch(port, storeDir, opts.args);
       break;
     } catch (err) {
-      // A free port can be taken between getFreePort() and the bind: try another.
+      // A free port can be taken between freePort() and the bind: try another.
       const portRace = opts.port === undefined && err instanceof PortInUseError && attempt < 5;
       if (!portRace) throw err;
-      port = await getFreePort();
+      port = await freePort();
     }
   }
 
