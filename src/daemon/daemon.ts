@@ -110,7 +110,7 @@ export class Daemon {
       timeoutMs: c.platform.timeoutMs,
       userAgent: `hbagg/${VERSION}`,
     });
-    // Delta pings (v1.1): the registry tells the tracker what changed; `off` keeps v1 pings.
+    // Delta pings (contract 1.3): the registry tells the tracker what changed; `off` keeps v1 pings.
     const delta = c.platform.delta === 'off' ? undefined : new DeltaTracker({ fullEveryMs: c.flush.fullEveryMs });
     if (delta !== undefined) this.registry.watch(delta);
     this.pinger = new Pinger({
