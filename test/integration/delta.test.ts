@@ -92,7 +92,9 @@ describe('delta pings with the reference receiver', () => {
       const [f1, f2] = fulls();
       const listed = (s: Seen) => seen.filter((x) => x.ping.batch.seq === s.ping.batch.seq).reduce((n, x) => n + x.ping.workers.length, 0);
       expect(listed(f1!)).toBe(W - 1);
-      expect(f2!.at - f1!.at).toBeGreaterThanOrEqual(FULL_EVERY_MS - 100);
+      // Counted from the start of the last full ping (its sent_at), not from when it arrived.
+      expect(f2!.ping.batch.sent_at - f1!.ping.batch.sent_at).toBeGreaterThanOrEqual(FULL_EVERY_MS - 5);
+      expect(f2!.ping.batch.sent_at - f1!.ping.batch.sent_at).toBeLessThan(FULL_EVERY_MS + 3000);
       const deltasBetween = seen.filter((s) => s.ping.batch.mode === 'delta' && s.at > f1!.at && s.at < f2!.at);
       expect(deltasBetween.length).toBeGreaterThan(0);
       expect(r.stats()).toMatchObject({ conflicts: 0, resyncs: 0 });
