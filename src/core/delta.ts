@@ -173,8 +173,15 @@ export function changesListed(e: Entry, beat: Partial<Beat> & Pick<Beat, 'interv
 export function sameMeta(a: Beat['meta'], b: Beat['meta']): boolean {
   if (a === b) return true;
   if (a === undefined || b === undefined) return false;
-  const keys = Object.keys(a);
-  if (keys.length !== Object.keys(b).length) return false;
-  for (const k of keys) if (!Object.hasOwn(b, k) || a[k] !== b[k]) return false;
-  return true;
+  // On every beat: no allocation (no Object.keys).
+  let n = 0;
+  for (const k in a) {
+    if (a[k] !== b[k] || !Object.hasOwn(b, k)) return false;
+    n++;
+  }
+  for (const k in b) {
+    void k;
+    n--;
+  }
+  return n === 0;
 }
