@@ -3,8 +3,12 @@
  * receiver, over a real nats-server: 1,000 steady workers ride on empty
  * deltas (the node's lease renewal), one status change is listed alone, a
  * Leave is listed alone, a full ping still comes every `full_every_ms`, and
- * a receiver that refuses deltas (`--no-delta`) gets full pings only.
+ * a receiver that refuses deltas (`--no-delta`) gets full pings only, and a
+ * delta lost on the way or a forged roster is detected and repaired by a
+ * full ping.
  */
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { rosterOf } from '../../src/core/roster.js';
@@ -14,6 +18,34 @@ import { natsClient, startNatsServer, startTestDaemon, waitFor, type NatsServerH
 
 const W = 1000;
 const FULL_EVERY_MS = 4000;
+
+/**
+ * Between the daemon and the receiver: passes pings on, except that `tamper`
+ * may swallow one (answering 200 with a delta offer, as if delivered) or
+ * rewrite it.
+ */
+async function startProxy(target: string, tamper: (ping: Ping) => 'pass' | 'swallow' | Ping): Promise<{ url: string; close(): Promise<void> }> {
+  const server: Server = createServer((req, res) => {
+    const chunks: Buffer[] = [];
+    req.on('data', (c: Buffer) => chunks.push(c));
+    req.on('end', () => {
+      const ping = JSON.parse(Buffer.concat(chunks).toString('utf8')) as Ping;
+      const verdict = tamper(ping);
+      if (verdict === 'swallow') {
+        res.writeHead(200, { 'content-type': 'application/json' }).end('{"ok":true,"delta":true}');
+        return;
+      }
+      const body = JSON.stringify(verdict === 'pass' ? ping : verdict);
+      void fetch(target, { method: 'POST', headers: { 'content-type': 'application/json', 'idempotency-key': ping.batch.id }, body }).then(
+        async (r) => res.writeHead(r.status, { 'content-type': 'application/json' }).end(await r.text()),
+        () => res.writeHead(502).end(),
+      );
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const port = (server.address() as AddressInfo).port;
+  return { url: `http://127.0.0.1:${port}/v1/heartbeats`, close: () => new Promise((resolve) => server.close(() => resolve())) };
+}
 
 interface Seen {
   ping: Ping;
@@ -124,4 +156,57 @@ describe('delta pings with the reference receiver', () => {
       await r.close();
     }
   }, 30_000);
+
+  it('repairs a delta lost on the way and a forged roster: a 409 or a resync, then a full ping, then deltas again', async () => {
+    const seen: Seen[] = [];
+    const r = await startReceiver({ onPing: (ping, bytes) => seen.push({ ping, bytes, at: performance.now() }) });
+    let mischief: 'lose' | 'forge' | undefined;
+    const proxy = await startProxy(`${r.url}/v1/heartbeats`, (ping) => {
+      if (ping.batch.mode !== 'delta' || ping.workers.length === 0 || mischief === undefined) return 'pass';
+      const what = mischief;
+      mischief = undefined;
+      if (what === 'lose') return 'swallow';
+      return { ...ping, roster: { count: ping.roster!.count, xor: 'ffffffffffffffff' } };
+    });
+    const d = await startTestDaemon({
+      natsUrl: nats.url, platformUrl: proxy.url,
+      env: { HBAGG_MIN_INTERVAL_MS: '200', HBAGG_MAX_INTERVAL_MS: '300', HBAGG_URGENT_FLUSH_MS: '20', HBAGG_LOG_LEVEL: 'info' },
+    });
+    const ids = new Set(Array.from({ length: 20 }, (_, i) => `w${i}`));
+    const status = new Map<string, string>();
+    const loop = beatLoop(d, ids, status);
+    const fullAfter = (i: number) => seen.slice(i).some((s) => s.ping.batch.mode === 'full');
+    const deltaAfterFull = (i: number) => {
+      const later = seen.slice(i);
+      const f = later.findIndex((s) => s.ping.batch.mode === 'full');
+      return f >= 0 && later.slice(f).some((s) => s.ping.batch.mode === 'delta');
+    };
+    const statusAtReceiver = (w: string) => seen.filter((s) => s.ping.workers.some((x) => x.worker === w)).at(-1)?.ping.workers.find((x) => x.worker === w)?.status;
+    try {
+      await waitFor(() => seen.some((s) => s.ping.batch.mode === 'delta'), { timeoutMs: 15_000, message: 'deltas flowing' });
+
+      // A lost delta: the receiver never sees w3 turn busy; the next delta names a base it never applied.
+      let mark = seen.length;
+      mischief = 'lose';
+      status.set('w3', 'busy');
+      await waitFor(() => r.stats().conflicts >= 1, { timeoutMs: 10_000, message: 'a 409 for the delta after the lost one' });
+      await waitFor(() => fullAfter(mark) && statusAtReceiver('w3') === 'busy', { timeoutMs: 10_000, message: 'a full ping repairing w3' });
+      await waitFor(() => deltaAfterFull(mark), { timeoutMs: 10_000, message: 'deltas again after the full ping' });
+
+      // A forged roster: the receiver applies the delta but answers resync; the next ping is full.
+      mark = seen.length;
+      mischief = 'forge';
+      status.set('w4', 'busy');
+      await waitFor(() => r.stats().resyncs >= 1, { timeoutMs: 10_000, message: 'a resync answer' });
+      await waitFor(() => fullAfter(mark) && deltaAfterFull(mark), { timeoutMs: 10_000, message: 'a full ping, then deltas again' });
+      expect(statusAtReceiver('w4')).toBe('busy');
+      const snap = await d.daemon.snapshot();
+      expect(snap.pings.resync ?? 0).toBeGreaterThanOrEqual(1);
+    } finally {
+      loop.stop();
+      await d.stop();
+      await proxy.close();
+      await r.close();
+    }
+  }, 60_000);
 });
