@@ -1,5 +1,5 @@
 /**
- * `npm run bench [-- --quick] [-- --only ingest,load,latency,cost,stop,delta] [-- --profile DIR]`
+ * `npm run bench [-- --quick] [-- --only ingest,load,latency,cost,stop,idle,delta] [-- --profile DIR]`
  *
  * Starts its own nats-server (free port, 127.0.0.1) and platform stubs, runs
  * the sections, prints a table and writes bench/results.json (a run limited
@@ -11,6 +11,7 @@ import { fileURLToPath } from 'node:url';
 import { startNatsServer, startPlatformStub } from '../testing/index.js';
 import { benchCost } from './cost.js';
 import { benchDelta } from './delta.js';
+import { benchIdle } from './idle.js';
 import { benchIngest } from './ingest.js';
 import { benchLatency } from './latency.js';
 import { benchLoad } from './load.js';
@@ -18,7 +19,7 @@ import { benchStop } from './stop.js';
 import { machineInfo } from './lib/machine.js';
 import { table, type Figure, type SectionResult } from './lib/report.js';
 
-const SECTIONS = ['ingest', 'load', 'latency', 'cost', 'stop', 'delta'] as const;
+const SECTIONS = ['ingest', 'load', 'latency', 'cost', 'stop', 'idle', 'delta'] as const;
 type Section = (typeof SECTIONS)[number];
 
 function parseArgs(argv: string[]): { quick: boolean; only: Section[]; profileDir?: string } {
@@ -79,6 +80,11 @@ try {
       results.delta = await benchDelta({
         sizes: [10, 100, 1000, 10_000], churnSizes: args.quick ? [1000] : [1000, 10_000],
         directSample: args.quick ? 1000 : 5000, buildReps: args.quick ? 50 : 200,
+      });
+    } else if (section === 'idle') {
+      results.idle = await benchIdle({
+        natsUrl: nats.url, platformUrl: stub.url, runs: args.quick ? 1 : 3,
+        warmupMs: 10_000, measureMs: 30_000, quietWorkers: 1000,
       });
     } else if (section === 'stop') {
       results.stop = await benchStop({

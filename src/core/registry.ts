@@ -125,6 +125,11 @@ export class Registry {
   }
 
   /** Turns silent and over-drained workers `lost`. Cheap when no deadline has passed. */
+  /** Whether some instance has a loss deadline (an `active` or `draining` one); false: detectLoss has nothing to do. */
+  lossPossible(): boolean {
+    return this.nextDeadline !== Infinity;
+  }
+
   detectLoss(t: Instant): LossEvent[] {
     if (t.mono < this.nextDeadline) return [];
     const events: LossEvent[] = [];

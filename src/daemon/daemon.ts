@@ -21,6 +21,7 @@ import { registerRoutes } from './http/routes.js';
 import { HttpServer } from './http/server.js';
 import { Housekeeping } from './housekeeping.js';
 import { Intake } from './intake.js';
+import { LossWatch } from './loss-watch.js';
 import { Journal } from './journal/journal.js';
 import { Metrics } from './metrics.js';
 import { NatsIngest } from './nats-ingest.js';
@@ -66,7 +67,7 @@ export class Daemon {
   private readonly storm: StormWatch;
   private readonly housekeeping: Housekeeping;
   private _state: DaemonState = 'created';
-  private ticker: NodeJS.Timeout | undefined;
+  private readonly lossWatch: LossWatch;
   private closing: Promise<void> | undefined;
   private natsStarting: Promise<void> | undefined;
 
@@ -97,6 +98,18 @@ export class Daemon {
       ...drops,
     });
     this.storm = new StormWatch(log, drops, c.workers);
+    this.lossWatch = new LossWatch({
+      clock: this.clock, registry: this.registry, log,
+      onTick: (mono) => this.storm.check(mono),
+      onLoss: (losses) => {
+        for (const l of losses) {
+          this.metrics.transitions.inc({ kind: 'lost' });
+          this.log.info(l, 'worker lost');
+        }
+        this.pinger.urgent();
+        this.persistSoon();
+      },
+    }, TICK_MS);
     this.rejects = new RejectLog(log);
     this.journal = new Journal({
       dir: c.stateDir, log, instance: this.info.instance, source: () => this.registry.durable(),
@@ -128,6 +141,7 @@ export class Daemon {
       registry: this.registry, clock: this.clock.listeningNow, metrics: this.metrics, rejects: this.rejects, log,
       onTransition: (kind) => {
         this.pinger.urgent();
+        this.lossWatch.wake();
         // A new instance is journaled (so it is reported if it dies while no daemon runs); a restart can turn the
         // old instance `lost`; a return takes a `lost` back.
         if (kind === 'appeared' || kind === 'restarted' || kind === 'returned') this.persistSoon();
@@ -192,12 +206,13 @@ export class Daemon {
       throw new Error(`cannot listen on ${this.config.http.listen}: ${(err as Error).message}`);
     }
     this.pinger.start();
-    this.ticker = setInterval(() => this.tick(), TICK_MS);
     this.housekeeping.start();
     this.natsStarting = this.nats.start().catch((err: unknown) => {
       this.log.error({ err }, 'nats connection failed');
     });
     this.state = 'running';
+    // Restored instances may already be owed a loss deadline.
+    this.lossWatch.enable();
     this.log.info({ node: this.info.node, instance: this.info.instance, version: VERSION }, 'hbagg running');
   }
 
@@ -217,6 +232,7 @@ export class Daemon {
       tracked: this.registry.size,
       intervalMs: this.pacer.currentIntervalMs(),
       stalls: this.clock.stalls,
+      lossWatch: this.lossWatch.running,
       journal: { ...this.journal.stats },
       healthRounds: this.health.rounds,
       ...(await readCounters(this.metrics)),
@@ -247,20 +263,6 @@ export class Daemon {
     },
   };
 
-  private tick(): void {
-    const stalled = this.clock.sample();
-    if (stalled > 0) this.log.warn({ stalled_ms: Math.round(stalled) }, 'event loop stalled; the stalled time does not count toward loss');
-    this.storm.check(this.clock.now().mono);
-    const losses = this.registry.detectLoss(this.clock.listeningNow());
-    if (losses.length === 0) return;
-    for (const l of losses) {
-      this.metrics.transitions.inc({ kind: 'lost' });
-      this.log.info(l, 'worker lost');
-    }
-    this.pinger.urgent();
-    this.persistSoon();
-  }
-
   /** Journals terminal states (and acceptances) in the next group commit, without waiting for it. */
   private persistSoon(): void {
     this.journal.sync().catch((err: unknown) => this.log.error({ err }, 'state journal write failed'));
@@ -284,7 +286,7 @@ export class Daemon {
       this.intake.open = false;
     });
     await steps.run('housekeeping', () => {
-      clearInterval(this.ticker);
+      this.lossWatch.stop();
       this.housekeeping.stop();
     });
     // Leave a little of the budget for closing the listener.

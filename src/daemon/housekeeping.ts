@@ -1,10 +1,9 @@
 /**
- * The daemon's scheduled jobs (node-cron, times from `housekeeping.*`): a
- * summary log line, pruning of retired and long-lost registry entries, and
- * compaction of the state journal. Each job skips a run while its previous
- * one is still going.
+ * The daemon's scheduled jobs (cron expressions from `housekeeping.*`, armed
+ * as one timer each by cron-timer.ts): a summary log line, pruning of retired
+ * and long-lost registry entries, and compaction of the state journal. Each
+ * job skips a run while its previous one is still going.
  */
-import cron, { type ScheduledTask } from 'node-cron';
 import type { Logger } from 'pino';
 import type { HousekeepingConfig } from '../config/types.js';
 import type { Pacer } from '../core/pacer.js';
@@ -12,6 +11,7 @@ import type { Registry } from '../core/registry.js';
 import type { Clock } from '../core/time.js';
 import type { Journal } from './journal/journal.js';
 import type { Metrics } from './metrics.js';
+import { scheduleCron, type CronJob } from './cron-timer.js';
 import { readCounters } from './snapshot.js';
 
 export interface HousekeepingDeps {
@@ -26,17 +26,18 @@ export interface HousekeepingDeps {
 }
 
 export class Housekeeping {
-  private tasks: ScheduledTask[] = [];
+  private tasks: CronJob[] = [];
   private lastSummary = { beats: 0, pings: 0 };
 
   constructor(private readonly d: HousekeepingDeps) {}
 
   start(): void {
     const h = this.d.schedule;
+    const onError = (err: unknown) => this.d.log.error({ err }, 'housekeeping job failed');
     this.tasks.push(
-      cron.schedule(h.summaryCron, () => this.logSummary(), { name: 'summary', noOverlap: true }),
-      cron.schedule(h.pruneCron, () => this.prune(), { name: 'prune', noOverlap: true }),
-      cron.schedule(h.compactCron, () => this.d.journal.compact().catch(() => undefined), { name: 'compact', noOverlap: true }),
+      scheduleCron(h.summaryCron, () => this.logSummary(), { name: 'summary', onError }),
+      scheduleCron(h.pruneCron, () => this.prune(), { name: 'prune', onError }),
+      scheduleCron(h.compactCron, () => this.d.journal.compact().catch(() => undefined), { name: 'compact', onError }),
     );
   }
 

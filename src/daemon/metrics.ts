@@ -5,7 +5,7 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import { REJECT_REASONS, type RejectReason } from '../protocol/decode.js';
 import type { WorkerState } from '../protocol/schemas.js';
-import type { LoopDelay } from './http/event-loop.js';
+import { LOOP_SAMPLE_MS, type LoopDelay } from './http/event-loop.js';
 
 export type PingMetricOutcome = 'accepted' | 'resync' | 'throttled' | 'too_large' | 'rejected' | 'failed';
 
@@ -37,7 +37,7 @@ export class Metrics {
 
   constructor(sources: MetricsSources, opts: { defaultMetrics?: boolean } = {}) {
     const registers = [this.registry];
-    if (opts.defaultMetrics !== false) collectDefaultMetrics({ register: this.registry });
+    if (opts.defaultMetrics !== false) collectDefaultMetrics({ register: this.registry, eventLoopMonitoringPrecision: LOOP_SAMPLE_MS });
     this.beatsAccepted = new Counter({ name: 'hbagg_beats_accepted_total', help: 'Beats accepted', registers });
     this.beatsRejected = new Counter({
       name: 'hbagg_beats_rejected_total',

@@ -6,6 +6,7 @@
 import { parseRetryAfter } from '../core/pacer.js';
 import { PlatformAnswer } from '../protocol/schemas.js';
 import { redactUrl } from '../util/redact-url.js';
+import { post, PostError } from './http-post.js';
 
 /** `resync`: a 409 (contract 1.3), the platform wants a full ping at once; not a failure. */
 export type SendOutcome = 'accepted' | 'resync' | 'throttled' | 'too_large' | 'rejected' | 'failed';
@@ -40,8 +41,13 @@ const MAX_BODY_READ = 64 * 1024;
 export class PlatformClient {
   /** The query string, password and user of the URL, as they may appear in text. */
   private readonly urlSecrets: string[];
+  private readonly url: URL;
 
   constructor(private readonly opts: PlatformClientOptions) {
+    this.url = new URL(opts.url);
+    // node:http would turn userinfo into a Basic header; the config refuses it, and so does this client.
+    this.url.username = '';
+    this.url.password = '';
     let secrets: string[] = [];
     try {
       const u = new URL(opts.url);
@@ -64,14 +70,13 @@ export class PlatformClient {
     };
     if (this.opts.token) headers.authorization = `Bearer ${this.opts.token}`;
     try {
-      // Never follow: fetch turns a 301/302/303 into a bodiless GET (whose 200 would read as an
-      // acceptance), chases a 307 loop with the full body ~20 times, and would carry worker meta
-      // and the token's request to whatever origin the Location names.
-      const res = await fetch(this.opts.url, { method: 'POST', headers, body, signal, redirect: 'manual' });
-      const text = await readBounded(res, MAX_BODY_READ);
+      // Never followed (node:http does not): following turns a 301/302/303 into a bodiless GET (whose
+      // 200 would read as an acceptance), chases a 307 loop with the full body, and would carry worker
+      // meta and the token to whatever origin the Location names.
+      const res = await post(this.url, body, { headers, signal, maxBodyBytes: MAX_BODY_READ });
       const durationMs = performance.now() - started;
-      const result: SendResult = { ...classify(res.status, res.headers.get('retry-after'), text), status: res.status, durationMs };
-      if (res.status >= 300 && res.status < 400) result.redirect = this.location(res.headers.get('location'));
+      const result: SendResult = { ...classify(res.status, header(res.headers['retry-after']), res.text), status: res.status, durationMs };
+      if (res.status >= 300 && res.status < 400) result.redirect = this.location(header(res.headers.location));
       // A platform that echoes the request (say, in a 401 body) must not put our token in a log line.
       if (result.error !== undefined) result.error = this.scrub(result.error);
       return result;
@@ -82,8 +87,8 @@ export class PlatformClient {
         : abort?.aborted
           ? 'aborted by shutdown'
           : describeNetworkError(err);
-      const unreachable = (err as { cause?: { code?: string } }).cause?.code === 'ECONNREFUSED';
-      // fetch's own errors quote what they refused: a header value (the token) or the URL.
+      const unreachable = err instanceof PostError && err.code === 'ECONNREFUSED';
+      // Network errors may quote what they refused: a header value (the token) or the URL.
       return { outcome: 'failed', error: this.scrub(reason), durationMs, ...(unreachable ? { unreachable } : {}) };
     }
   }
@@ -148,28 +153,13 @@ function classify(status: number, retryAfter: string | null, text: string): Omit
   return { outcome: 'failed', error };
 }
 
-async function readBounded(res: Response, max: number): Promise<string> {
-  if (!res.body) return '';
-  const reader = res.body.getReader();
-  const chunks: Uint8Array[] = [];
-  let size = 0;
-  for (;;) {
-    const { done, value } = await reader.read();
-    if (done) break;
-    chunks.push(value);
-    size += value.byteLength;
-    if (size >= max) {
-      await reader.cancel().catch(() => undefined);
-      break;
-    }
-  }
-  return Buffer.concat(chunks).toString('utf8');
+function describeNetworkError(err: unknown): string {
+  if (err instanceof PostError) return err.code && !err.message.includes(err.code) ? `${err.message} (${err.code})` : err.message;
+  return err instanceof Error ? err.message : String(err);
 }
 
-function describeNetworkError(err: unknown): string {
-  const e = err as { message?: string; cause?: { code?: string; message?: string } };
-  const cause = e.cause?.code ?? e.cause?.message;
-  return cause ? `${e.message ?? 'fetch failed'} (${cause})` : (e.message ?? String(err));
+function header(value: string | string[] | undefined): string | null {
+  return typeof value === 'string' ? value : null;
 }
 
 function safeDecode(text: string): string {

@@ -48,6 +48,14 @@ export class RunClock {
     return late;
   }
 
+  /**
+   * Sampling starts again after a pause in which nothing needed it (no
+   * worker could be convicted): the pause is not a stall.
+   */
+  resume(): void {
+    this.lastSample = performance.now();
+  }
+
   /** The input is cut (NATS disconnected): silence from now on is no evidence. */
   deaf(): void {
     this.deafSince ??= performance.now();

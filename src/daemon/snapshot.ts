@@ -50,6 +50,8 @@ export interface DaemonSnapshot extends DaemonCounters {
   intervalMs: number;
   /** Event-loop stalls the loss clock has skipped. */
   stalls: number;
+  /** The loss ticker is running: only while some worker can be convicted (an idle node wakes for nothing). */
+  lossWatch: boolean;
   journal: JournalStats;
   /** Rounds of /healthz checks run (concurrent probes share one). */
   healthRounds: number;

@@ -53,6 +53,7 @@ describe("the daemon's seam: snapshot(), workers() and the lifecycle it owns", (
       tracked: 0,
       beatsAccepted: 0,
       stalls: 0,
+      lossWatch: false,
     });
     expect(Object.values(s.beatsRejected).every((n) => n === 0)).toBe(true);
     expect(d.workers()).toEqual([]);
@@ -84,5 +85,30 @@ describe("the daemon's seam: snapshot(), workers() and the lifecycle it owns", (
     expect(after.state).toBe('stopped');
     expect(after.http).toBeUndefined();
     expect(after.beatsAccepted).toBe(1);
+  });
+
+  it('wakes for nothing while no worker is live: the loss ticker runs only from a first beat until the last live worker is gone', async () => {
+    const t = await startTestDaemon({ natsUrl: nats.url, platformUrl: stub.url, env: { HBAGG_LOST_AFTER_MIN_MS: '1000' } });
+    try {
+      expect((await t.daemon.snapshot()).lossWatch).toBe(false);
+      nc.publish(`${t.prefix}.beat.idle-1`, beat('idle-1', 1, { interval_ms: 300 }));
+      await nc.flush();
+      await waitFor(async () => (await t.daemon.snapshot()).lossWatch, { message: 'ticker started by the first beat' });
+      // Silent now: reported lost, after which nothing is left to convict and the ticker stops.
+      await waitFor(async () => {
+        const s = await t.daemon.snapshot();
+        return s.workers.lost === 1 && !s.lossWatch;
+      }, { timeoutMs: 8_000, message: 'worker lost, ticker stopped' });
+      // A return (a beat of the lost instance) starts it again, and its loss is detected again.
+      nc.publish(`${t.prefix}.beat.idle-1`, beat('idle-1', 2, { interval_ms: 300 }));
+      await nc.flush();
+      await waitFor(async () => (await t.daemon.snapshot()).workers.active === 1, { message: 'returned' });
+      await waitFor(async () => {
+        const s = await t.daemon.snapshot();
+        return s.workers.lost === 1 && !s.lossWatch;
+      }, { timeoutMs: 8_000, message: 'lost again, ticker stopped again' });
+    } finally {
+      await t.stop();
+    }
   });
 });

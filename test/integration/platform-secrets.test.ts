@@ -52,7 +52,7 @@ describe('secrets never logged (issue 11 item 8)', () => {
     }
   });
 
-  it('keeps a token with a line break and a URL password out of the errors fetch raises', async () => {
+  it('keeps a token with a line break and a URL password out of the errors a failed request raises', async () => {
     const crlf = new PlatformClient({ url: 'http://127.0.0.1:9/p', token: 'abcdef\r\nghijkl', timeoutMs: 1000, userAgent: 't' });
     const r1 = await crlf.send('{}', 'k');
     expect(r1.outcome).toBe('failed');
@@ -61,7 +61,7 @@ describe('secrets never logged (issue 11 item 8)', () => {
     const r2 = await userinfo.send('{}', 'k');
     expect(r2.outcome).toBe('failed');
     expect(r2.error).not.toMatch(/pa55word|Qu3ry/);
-    expect(r2.error).toContain('http://redacted@127.0.0.1:9/p?[redacted]');
+    expect(r2.error).toContain('ECONNREFUSED');
   });
 
   it('check-config prints the platform URL without its query string', async () => {

@@ -19,28 +19,40 @@ export interface LoopDelay {
 }
 
 export interface EventLoopMonitorOptions {
-  /** Sampling period of the histogram. Default 20. */
+  /** Sampling period of the histogram. Default {@link LOOP_SAMPLE_MS}. */
   resolutionMs?: number;
-  /** Length of a window. Default 10000. */
+  /** Length of a window. Default 60000. */
   windowMs?: number;
 }
 
+/**
+ * Sampling period of every event-loop delay histogram in the daemon (ours and
+ * prom-client's default `nodejs_eventloop_lag_*`). Each sample is a timer that
+ * wakes the process, so it is as coarse as the purpose allows: /livez judges
+ * delays of seconds, and two samples a second over a one-minute window (120)
+ * still tell a loop that stalls again and again from one long pause. At
+ * prom-client's default of 10 ms the sampling alone was most of an idle
+ * daemon's CPU.
+ */
+export const LOOP_SAMPLE_MS = 500;
+
 const NS_PER_MS = 1e6;
-/** A window in progress is used once it has this many samples. */
-const MIN_SAMPLES = 50;
 
 export class EventLoopMonitor {
   private readonly histogram: IntervalHistogram;
   private readonly resolutionMs: number;
   private readonly windowMs: number;
+  private readonly minSamples: number;
   private windowStart = performance.now();
   private previous: LoopDelay | undefined;
   private timer: NodeJS.Timeout | undefined;
 
   constructor(opts: EventLoopMonitorOptions = {}) {
-    this.resolutionMs = opts.resolutionMs ?? 20;
+    this.resolutionMs = opts.resolutionMs ?? LOOP_SAMPLE_MS;
     this.histogram = monitorEventLoopDelay({ resolution: this.resolutionMs });
-    this.windowMs = opts.windowMs ?? 10_000;
+    this.windowMs = opts.windowMs ?? 60_000;
+    // A window in progress is used once it holds half of what a responsive loop would give it.
+    this.minSamples = Math.max(1, Math.floor(this.windowMs / this.resolutionMs / 2));
   }
 
   /** Starts sampling; idempotent. The window timer never keeps the process alive. */
@@ -61,7 +73,7 @@ export class EventLoopMonitor {
 
   delay(): LoopDelay {
     const current = this.read();
-    return current.samples >= MIN_SAMPLES || !this.previous ? current : this.previous;
+    return current.samples >= this.minSamples || !this.previous ? current : this.previous;
   }
 
   private rotate(): void {
