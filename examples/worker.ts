@@ -4,7 +4,7 @@
  * shutdown: on SIGTERM or Ctrl-C it stops pulling, tells the platform it is
  * draining, finishes the jobs in hand, closes its queue, says it stopped, exits.
  *
- *   npx tsx examples/worker.ts
+ *   node --import tsx examples/worker.ts    (npx tsx works at a terminal, but does not pass a kill's SIGTERM on)
  *
  * Env: HBAGG_NATS_URL (default nats://127.0.0.1:4222), HBAGG_SUBJECT_PREFIX
  * (default hb), WORKER_ID (default example-worker), CONCURRENCY (default 4).

@@ -7,10 +7,11 @@ import { parseArgs } from 'node:util';
 import { checkForRun, ConfigError, loadConfig, redactConfig, type ConfigIssue } from './config/index.js';
 import { Daemon, VERSION } from './daemon/daemon.js';
 import { createLogger } from './daemon/logger.js';
-import { Demo } from './demo/demo.js';
+import { Demo, DemoStoppedError } from './demo/demo.js';
 import { formatSummary } from './demo/summary.js';
 import { NatsUnavailableError } from './demo/nats.js';
 import { formatEvent, startReceiver } from './receiver/index.js';
+import { handleDaemonSignals } from './signals.js';
 
 const USAGE = `hbagg ${VERSION}: batched heartbeat aggregator
 
@@ -107,26 +108,17 @@ async function run(file: string | undefined): Promise<number> {
   const log = createLogger(cfg.logLevel);
   for (const w of warnings) log.warn({ variable: w.key }, `${w.key}: ${w.message}`);
   const daemon = new Daemon(cfg, log);
-  let signals = 0;
-  const stopped = new Promise<number>((resolve) => {
-    const onSignal = (signal: NodeJS.Signals) => {
-      signals++;
-      if (signals > 1) {
-        log.warn({ signal }, 'second signal: exiting now');
-        log.flush();
-        process.exit(1);
+  const signals = handleDaemonSignals({
+    log,
+    stop: () => daemon.stop(),
+    hardDeadlineMs: cfg.shutdownTimeoutMs + 2_000,
+    readLogLevel: () => {
+      try {
+        return { level: loadConfig({ file, env: process.env, requirePlatformUrl: true }).logLevel };
+      } catch (err) {
+        return { error: err instanceof ConfigError ? err.issues.map((i) => `${i.key}: ${i.message}`).join('; ') : (err as Error).message };
       }
-      log.info({ signal }, 'stopping');
-      // The hard deadline: whatever hangs, the process exits.
-      setTimeout(() => {
-        log.error('shutdown passed its deadline; exiting');
-        log.flush();
-        process.exit(1);
-      }, cfg.shutdownTimeoutMs + 2_000).unref();
-      daemon.stop().then(() => resolve(0), () => resolve(1));
-    };
-    process.on('SIGTERM', onSignal);
-    process.on('SIGINT', onSignal);
+    },
   });
   try {
     await daemon.start();
@@ -136,7 +128,7 @@ async function run(file: string | undefined): Promise<number> {
     log.flush();
     return 1;
   }
-  const code = await stopped;
+  const code = await signals.stopped;
   log.flush();
   return code;
 }
@@ -190,12 +182,18 @@ async function demo(args: string[]): Promise<number> {
   };
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
+  // The terminal went away: stop as cleanly as on Ctrl-C (Node's default would leave nats-server running).
+  process.on('SIGHUP', onSignal);
   try {
     await d.start();
   } catch (err) {
     if (err instanceof NatsUnavailableError) {
       console.error(err.message);
-      return 2;
+      return 1;
+    }
+    if (err instanceof DemoStoppedError) {
+      console.error(err.message);
+      return 0;
     }
     throw err;
   }

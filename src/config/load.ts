@@ -213,7 +213,9 @@ function compile(p: HbaggConfigParsed, tokenFromFile: string | undefined): Hbagg
       maxRetryAfterMs: p.platform.max_retry_after_ms,
       delta: p.platform.delta,
     },
-    http: { listen: p.http.listen, ...listen, token: p.http.token, maxBodyBytes: p.http.max_body_bytes },
+    http: {
+      listen: p.http.listen, ...listen, token: p.http.token, maxBodyBytes: p.http.max_body_bytes, exposeMeta: p.http.expose_meta,
+    },
     flush: {
       minIntervalMs: p.flush.min_interval_ms,
       maxIntervalMs: p.flush.max_interval_ms,

@@ -87,7 +87,7 @@ const platformSchema = z
     max_batch_workers: int(1, 100_000).default(1000),
     /** Default 600000 (10 min). */
     max_retry_after_ms: int(1000, DAY).default(600_000),
-    /** Delta pings (PROTOCOL.md 1.3): `auto` sends them when the platform offers them; `off` sends v1 pings. Default `auto`. */
+    /** Delta pings (PROTOCOL.md 1.4): `auto` sends them when the platform offers them; `off` sends v1 pings. Default `auto`. */
     delta: z.enum(['auto', 'off'], { error: 'must be "auto" or "off"' }).default('auto'),
   })
   .superRefine((platform, ctx) => {
@@ -99,10 +99,12 @@ const platformSchema = z
 const httpSchema = z.strictObject({
   /** Default "127.0.0.1:9470". */
   listen: checked(checkListen).default('127.0.0.1:9470'),
-  /** When set, POST routes need `authorization: Bearer <token>`. */
+  /** When set, POST routes and GET /v1/workers need `authorization: Bearer <token>`. */
   token: text().optional(),
   /** Default 65536. */
   max_body_bytes: int(1024, 16 * 1024 * 1024).default(65_536),
+  /** Whether GET /v1/workers shows the workers' meta values. Default false. */
+  expose_meta: z.boolean({ error: 'expected true or false' }).default(false),
 });
 
 const flushSchema = z

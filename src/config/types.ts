@@ -33,7 +33,7 @@ export interface PlatformConfig {
   maxBatchWorkers: number;
   /** Upper clamp on a platform's Retry-After. Default 600000 (10 min). */
   maxRetryAfterMs: number;
-  /** `auto`: delta pings when the platform offers them (contract 1.3); `off`: v1 pings only. Default `auto`. */
+  /** `auto`: delta pings when the platform offers them (contract 1.4); `off`: v1 pings only. Default `auto`. */
   delta: 'auto' | 'off';
 }
 
@@ -42,10 +42,12 @@ export interface HttpConfig {
   listen: string;
   host: string;
   port: number;
-  /** When set, POST routes need `authorization: Bearer <token>`. */
+  /** When set, POST routes and GET /v1/workers need `authorization: Bearer <token>`. */
   token?: string;
   /** Request bodies over this are refused with 413. Default 65536. */
   maxBodyBytes: number;
+  /** Whether GET /v1/workers shows meta values (they may hold secrets). Default false. */
+  exposeMeta: boolean;
 }
 
 export interface FlushConfig {

@@ -20,6 +20,7 @@ import { daemonHealth } from './http/health-checks.js';
 import { registerRoutes } from './http/routes.js';
 import { HttpServer } from './http/server.js';
 import { Housekeeping } from './housekeeping.js';
+import { warnIfExposed } from './http/exposure.js';
 import { Intake } from './intake.js';
 import { LossWatch } from './loss-watch.js';
 import { Journal } from './journal/journal.js';
@@ -123,7 +124,7 @@ export class Daemon {
       timeoutMs: c.platform.timeoutMs,
       userAgent: `hbagg/${VERSION}`,
     });
-    // Delta pings (contract 1.3): the registry tells the tracker what changed; `off` keeps v1 pings.
+    // Delta pings (contract 1.4): the registry tells the tracker what changed; `off` keeps v1 pings.
     const delta = c.platform.delta === 'off' ? undefined : new DeltaTracker({ fullEveryMs: c.flush.fullEveryMs });
     if (delta !== undefined) this.registry.watch(delta);
     this.pinger = new Pinger({
@@ -162,7 +163,7 @@ export class Daemon {
       metrics: this.metrics, clock: this.clock.listeningNow, log,
     });
     this.http = new HttpServer(log);
-    this.health = daemonHealth({ info: this.info, config: c, nats: this.nats, pinger: this.pinger });
+    this.health = daemonHealth({ info: this.info, config: c, nats: this.nats, pinger: this.pinger, journal: this.journal });
     this.metrics.eventLoop(() => this.loop.delay());
     registerRoutes(this.http, {
       node: this.info.node,
@@ -201,6 +202,7 @@ export class Daemon {
     try {
       const addr = await this.http.listen(this.config.http.host, this.config.http.port);
       this.log.info({ address: addr.address, port: addr.port }, 'http listening');
+      warnIfExposed(this.config.http, this.log);
     } catch (err) {
       this.state = 'failed';
       throw new Error(`cannot listen on ${this.config.http.listen}: ${(err as Error).message}`);

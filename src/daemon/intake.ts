@@ -9,9 +9,22 @@ import type { Clock } from '../core/time.js';
 import type { RetiredAs } from '../core/tombstones.js';
 import { decodeBeat, decodeLeave, validateBeat, validateLeave, type Decoded, type RejectReason } from '../protocol/decode.js';
 import { MAX_BEAT_BYTES, type Beat, type Leave, type LeaveReply } from '../protocol/schemas.js';
+import { within } from '../util/index.js';
 import { jsonByteLength } from './json-size.js';
 import type { Metrics } from './metrics.js';
 import type { RejectLog } from './reject-log.js';
+
+/**
+ * How long a Leave waits for the state journal before it is answered
+ * `ok: false`: a hung disk (fsfreeze, a dead NFS server) must not leave the
+ * worker waiting forever. A constant: 2 s is far above a healthy fdatasync and
+ * well inside the client's Leave timeout.
+ */
+export const LEAVE_PERSIST_TIMEOUT_MS = 2_000;
+
+/** Replies to Leaves applied but not made durable (a server-side failure: HTTP answers 503, not 400). */
+const notDurable = new WeakSet<LeaveReply>();
+export const isNotDurable = (reply: LeaveReply): boolean => notDurable.has(reply);
 
 export type BeatResult = { ok: true } | { ok: false; reason: RejectReason; error: string };
 
@@ -31,6 +44,8 @@ export interface IntakeDeps {
   retired?(worker: string, instance: string, as: RetiredAs, at: number): void;
   /** Makes a Leave (its terminal state, its retirement) durable before it is acknowledged (the state journal). */
   persist?(): Promise<void>;
+  /** How long a Leave waits for `persist`. Default `LEAVE_PERSIST_TIMEOUT_MS`. */
+  persistTimeoutMs?: number;
   /** A beat from `stale`, an instance `current` replaced: two processes claim `worker` (counted, logged rate-limited). */
   conflict?(worker: string, stale: string, current: string): void;
 }
@@ -108,9 +123,35 @@ export class Intake {
     // Durable before the reply, whichever the phase: the reply promises suppression, a restart included.
     // A repeated Leave is journaled again: cheap, and safe after a write that failed.
     this.d.retired?.(leave.worker, leave.instance, out.state, t.wall);
-    if (this.d.persist) await this.d.persist();
+    const notDurable = await this.persist(leave);
+    if (notDurable !== undefined) return notDurable;
     this.d.metrics.leaves.inc({ phase: leave.phase, result: out.transition ? 'applied' : 'repeated' });
     return { ok: true, worker: leave.worker, instance: leave.instance, state: out.state };
+  }
+
+  /**
+   * Waits for the journal, within its deadline. Undefined when durable; else
+   * the `ok: false` reply (the Leave is applied, not durable: a repeated
+   * Leave journals it again, so the worker's retry is what fixes it).
+   */
+  private async persist(leave: Leave): Promise<LeaveReply | undefined> {
+    if (!this.d.persist) return undefined;
+    const ms = this.d.persistTimeoutMs ?? LEAVE_PERSIST_TIMEOUT_MS;
+    let result: 'journal_timeout' | 'journal_failed';
+    let error: string;
+    try {
+      if ((await within(this.d.persist(), ms)) !== undefined) return undefined;
+      result = 'journal_timeout';
+      error = `the state journal did not confirm the write within ${ms} ms (a hung or very slow disk?)`;
+    } catch (err) {
+      result = 'journal_failed';
+      error = `the state journal could not write it (${(err as Error).message})`;
+    }
+    this.d.metrics.leaves.inc({ phase: leave.phase, result });
+    this.d.log.warn({ worker: leave.worker, instance: leave.instance, result }, `leave not durable: ${error}`);
+    const reply: LeaveReply = { ok: false, error: `${error}: the announcement is applied but would not survive a crash; send it again` };
+    notDurable.add(reply);
+    return reply;
   }
 
   private transition(kind: Transition, worker: string): void {

@@ -32,7 +32,7 @@ export interface PingerDeps {
   maxIntervalMs: number;
   /** How often a continuing platform outage is logged again (default 30 s). */
   outageLogEveryMs?: number;
-  /** Delta pings (contract 1.3); absent when `platform.delta` is `off`: every ping is a v1 ping. */
+  /** Delta pings (contract 1.4); absent when `platform.delta` is `off`: every ping is a v1 ping. */
   delta?: DeltaTracker;
   /** Called after a ping part is accepted (the journal records what was delivered). */
   onAccepted?(): void;

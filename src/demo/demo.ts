@@ -16,10 +16,10 @@ import { loadConfig } from '../config/index.js';
 import { Daemon } from '../daemon/daemon.js';
 import { createLogger } from '../daemon/logger.js';
 import { startReceiver, type Receiver } from '../receiver/index.js';
-import { StepRunner } from '../util/index.js';
+import { StepRunner, within } from '../util/index.js';
 import { Director } from './director.js';
 import { EventFeed } from './event-feed.js';
-import { findOrStartNats, type NatsSource } from './nats.js';
+import { cannotReachNats, findOrStartNats, type NatsSource } from './nats.js';
 import { SimWorker } from './sim-worker.js';
 import { MAX_INTERVAL_MS, MIN_INTERVAL_MS, type DemoSummary } from './summary.js';
 import { Screen, type DemoSnapshot, type ScreenOutput } from './view.js';
@@ -45,6 +45,16 @@ export interface DemoOptions {
 }
 
 const REFRESH_MS = 250;
+/** The daemon's first NATS connection and subscriptions: the demo gives up after this. */
+const NATS_READY_MS = 10_000;
+
+/** `stop()` was called before the demo had started: nothing to summarize. */
+export class DemoStoppedError extends Error {
+  override readonly name = 'DemoStoppedError';
+  constructor() {
+    super('hbagg demo: stopped before it had started');
+  }
+}
 
 export class Demo {
   private _state: DemoState = 'created';
@@ -67,6 +77,8 @@ export class Demo {
   private deadline: NodeJS.Timeout | undefined;
   private starting: Promise<void> | undefined;
   private stopping: Promise<DemoSummary> | undefined;
+  /** Aborted by `stop()`: every wait of the start gives up at once. */
+  private readonly cancel = new AbortController();
   private resolveDone!: (s: DemoSummary) => void;
   /** Resolves with the summary once the demo has stopped (by `stop()` or its duration). */
   readonly done: Promise<DemoSummary>;
@@ -118,8 +130,19 @@ export class Demo {
     await this.draw();
   }
 
+  /** `p`, unless `stop()` comes first. */
+  private until<T>(p: Promise<T>): Promise<T> {
+    const signal = this.cancel.signal;
+    if (signal.aborted) return Promise.reject(new DemoStoppedError());
+    return new Promise<T>((resolve, reject) => {
+      const onAbort = () => reject(new DemoStoppedError());
+      signal.addEventListener('abort', onAbort, { once: true });
+      p.then(resolve, reject).finally(() => signal.removeEventListener('abort', onAbort));
+    });
+  }
+
   private async startParts(): Promise<void> {
-    this.nats = await findOrStartNats({ url: this.opts.natsUrl });
+    this.nats = await this.until(findOrStartNats({ url: this.opts.natsUrl }));
     const how = { given: 'as given', found: 'found running', started: 'started for the demo' }[this.nats.kind];
     this.say(`nats      ${this.nats.url} (${how})`);
 
@@ -147,9 +170,12 @@ export class Demo {
       : createLogger('silent');
     this.daemon = new Daemon(cfg, this.log);
     await this.daemon.start();
-    await this.daemon.natsReady();
+    // The daemon waits for NATS forever (right for a daemon); the demo gives up and says why.
+    const ready = await this.until(within(this.daemon.natsReady(), NATS_READY_MS));
     const d = await this.daemon.snapshot();
-    if (!d.nats.ready) throw new Error(`the daemon could not subscribe on ${this.nats.url}`);
+    if (ready === undefined || !d.nats.ready) {
+      throw cannotReachNats(this.nats.url, `the daemon could not connect and subscribe within ${NATS_READY_MS} ms`);
+    }
     this.say(`daemon    http://127.0.0.1:${d.http?.port ?? '?'} (try /v1/workers, /metrics), subjects ${prefix}.beat.*`);
 
     const beatIntervalMs = this.opts.beatIntervalMs ?? 500;
@@ -160,12 +186,13 @@ export class Demo {
       intervalMs: beatIntervalMs,
       drainTimeoutMs: 2_500,
     }));
-    await Promise.all(this.sims.map((s) => s.start()));
+    await this.until(Promise.all(this.sims.map((s) => s.start())));
     this.say(`workers   ${this.workerCount} simulated, each beating every ${beatIntervalMs} ms on its own NATS connection`);
   }
 
   /** Stops everything, prints the final view and resolves with the summary. Safe to call twice. */
   stop(): Promise<DemoSummary> {
+    this.cancel.abort();
     this.stopping ??= this.doStop();
     return this.stopping;
   }

@@ -39,10 +39,50 @@ export const HOW_TO_GET_NATS = `Get one, then run the demo again:
 or point the demo at a server you have:  hbagg demo --nats nats://HOST:4222`;
 
 const READY_DEADLINE_MS = 5_000;
+/** How long a server given with --nats has to answer: a black-holed address must not hang the demo. */
+const GIVEN_PROBE_MS = 5_000;
+
+/** "cannot reach NATS at <url>: <why>" and what to do about it. */
+export function cannotReachNats(url: string, why: string): NatsUnavailableError {
+  return new NatsUnavailableError(
+    `hbagg demo: cannot reach NATS at ${withoutUserinfo(url)}: ${why}.\n` +
+      `Check that a nats-server runs there and that the URL is right (nats://HOST:PORT), ` +
+      `or leave out --nats: the demo then uses one on 127.0.0.1:4222 or starts its own.`,
+  );
+}
+
+/** Throws `cannotReachNats` unless a NATS server answers at `url` within `ms`. */
+async function probeGiven(url: string, ms: number): Promise<void> {
+  let target: URL;
+  try {
+    target = new URL(url.includes('://') ? url : `nats://${url}`);
+  } catch {
+    throw cannotReachNats(url, 'not a URL');
+  }
+  const host = target.hostname.replace(/^\[(.*)\]$/, '$1');
+  const port = target.port === '' ? 4222 : Number(target.port);
+  if (!(await answersNats(host, port, ms))) throw cannotReachNats(url, `no NATS server answered on ${host}:${port} within ${ms} ms`);
+}
+
+/** A URL fit for a message: no user name or password in it. */
+function withoutUserinfo(url: string): string {
+  try {
+    const u = new URL(url);
+    if (u.username === '' && u.password === '') return url;
+    u.username = '';
+    u.password = '';
+    return u.toString();
+  } catch {
+    return url;
+  }
+}
 
 export async function findOrStartNats(opts: FindNatsOptions = {}): Promise<NatsSource> {
   const noop = () => Promise.resolve();
-  if (opts.url !== undefined) return { url: opts.url, kind: 'given', stop: noop };
+  if (opts.url !== undefined) {
+    await probeGiven(opts.url, opts.probeTimeoutMs ?? GIVEN_PROBE_MS);
+    return { url: opts.url, kind: 'given', stop: noop };
+  }
   const host = opts.probeHost ?? '127.0.0.1';
   const port = opts.probePort ?? 4222;
   if (await answersNats(host, port, opts.probeTimeoutMs ?? 500)) {

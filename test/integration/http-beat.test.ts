@@ -204,8 +204,9 @@ describe('POST /v1/beat and /v1/leave over HTTP', () => {
     }
     const leave = await post('/v1/leave', { v: 1 }, { authorization: 'Bearer nope' });
     expect(leave).toMatchObject({ status: 401, json: { ok: false, error: expect.stringMatching(/^authorization refused/) } });
-    // GET routes need no token.
-    expect((await fetch(`${t.base}/v1/workers`)).status).toBe(200);
+    // Probes need no token; the worker list (instance ids) does.
+    expect((await fetch(`${t.base}/livez`)).status).toBe(200);
+    expect((await fetch(`${t.base}/v1/workers`)).status).toBe(401);
   });
 
   it('answers 413 at once for a declared content-length over 64 KiB, without reading the body, and closes', async () => {

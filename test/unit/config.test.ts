@@ -34,7 +34,7 @@ describe('loadConfig', () => {
       nodeId: os.hostname(),
       nats: { servers: ['nats://127.0.0.1:4222'], subjectPrefix: 'hb', name: `hbagg-${os.hostname()}` },
       platform: { timeoutMs: 5000, maxBatchWorkers: 1000, maxRetryAfterMs: 600_000, delta: 'auto' },
-      http: { listen: '127.0.0.1:9470', host: '127.0.0.1', port: 9470, maxBodyBytes: 65_536 },
+      http: { listen: '127.0.0.1:9470', host: '127.0.0.1', port: 9470, maxBodyBytes: 65_536, exposeMeta: false },
       flush: { minIntervalMs: 1000, maxIntervalMs: 30_000, urgentFlushMs: 50, fullEveryMs: 300_000 },
       workers: {
         lostAfterMinMs: 3000,

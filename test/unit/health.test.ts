@@ -1,4 +1,4 @@
-import { mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import fc from 'fast-check';
@@ -167,6 +167,14 @@ describe('stateDirCheck', () => {
     expect(readdirSync(dir)).toEqual([]);
   });
 
+  it('fails and leaves a missing state dir missing (it never creates it)', async () => {
+    const dir = path.join(mkdtempSync(path.join(tmpdir(), 'hbagg-health-')), 'gone');
+    dirs.push(path.dirname(dir));
+    const report = await new Health([stateDirCheck(dir)], { cacheMs: 0 }).report();
+    expect(report.checks.state_dir).toMatchObject({ status: 'fail', error: expect.stringContaining('does not exist') });
+    expect(existsSync(dir)).toBe(false);
+  });
+
   it('fails readably when the state dir is not a directory', async () => {
     const dir = mkdtempSync(path.join(tmpdir(), 'hbagg-health-'));
     dirs.push(dir);
@@ -174,7 +182,7 @@ describe('stateDirCheck', () => {
     writeFileSync(file, 'x');
     const report = await new Health([stateDirCheck(file)], { cacheMs: 0 }).report();
     expect(report.checks.state_dir!.status).toBe('fail');
-    expect(report.checks.state_dir!.error).toMatch(/EEXIST|ENOTDIR/);
+    expect(report.checks.state_dir!.error).toMatch(/is not a directory/);
   });
 });
 

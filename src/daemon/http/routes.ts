@@ -6,10 +6,11 @@
  */
 import type { IncomingMessage } from 'node:http';
 import type { PingWorker } from '../../protocol/schemas.js';
-import type { Intake } from '../intake.js';
+import { isNotDurable, type Intake } from '../intake.js';
 import type { Metrics } from '../metrics.js';
 import { checkBearer, readJsonBody, type ParsedBody } from './body.js';
 import type { LoopDelay } from './event-loop.js';
+import { workersView } from './exposure.js';
 import type { HealthReport } from './health.js';
 import type { HttpServer, Reply } from './server.js';
 
@@ -25,8 +26,8 @@ export const LIVENESS_MAX_P99_MS = 5_000;
 /** What the routes need from the daemon, and nothing more. */
 export interface RoutesDeps {
   node: string;
-  /** Bearer token for the POST routes, body size limit. */
-  http: { token?: string; maxBodyBytes: number };
+  /** Bearer token for the POST routes and GET /v1/workers, body size limit, whether meta is listed. */
+  http: { token?: string; maxBodyBytes: number; exposeMeta: boolean };
   /** The daemon's lifecycle state (`running` is one half of readiness). */
   state(): string;
   nats: { readonly ready: boolean; readonly state: string };
@@ -80,10 +81,12 @@ export function registerRoutes(http: HttpServer, d: RoutesDeps): void {
     return { status: report.status === 'ok' ? 200 : 503, body: report };
   });
 
-  http.route('GET', '/v1/workers', () => ({
-    status: 200,
-    body: { node: d.node, workers: d.workers() },
-  }));
+  http.route('GET', '/v1/workers', (req) => {
+    // It hands out instance ids (enough to forge a Leave): behind the token like the POST routes.
+    const denied = checkBearer(req, d.http.token);
+    if (denied) return denied;
+    return { status: 200, body: { node: d.node, workers: workersView(d.workers(), d.http.exposeMeta) } };
+  });
 
   http.route('GET', '/metrics', async () => ({
     status: 200,
@@ -106,7 +109,8 @@ export function registerRoutes(http: HttpServer, d: RoutesDeps): void {
     const refused = checkBearer(req, d.http.token) ?? (await readBody(req));
     if ('status' in refused) return asLeaveReply(refused);
     const reply = await d.intake.leaveValue(refused.value, source(req));
-    return { status: reply.ok ? 200 : 400, body: reply };
+    // Not durable is the daemon's failure (its disk), not the request's.
+    return { status: reply.ok ? 200 : isNotDurable(reply) ? 503 : 400, body: reply };
   });
 
   async function readBody(req: IncomingMessage): Promise<Reply | Extract<ParsedBody, { ok: true }>> {

@@ -9,6 +9,7 @@ import { open, readFile, type FileHandle } from 'node:fs/promises';
 import type { Logger } from 'pino';
 import type { PingWorker } from '../../protocol/schemas.js';
 import { replaceDurably, writeLiveSet, type Held } from './journal-compact.js';
+import { detachedFrom } from './journal-path.js';
 import { encodeRecord, entryRecord, keyOf, replay, signature, type RetireRecord } from './journal-record.js';
 
 export interface JournalStats {
@@ -29,6 +30,8 @@ export interface JournalStats {
   retiredKept: number;
   /** Records dropped when the journal was read at open. */
   dropped: number;
+  /** Times the journal was written back to its path after the file or the lock went missing. */
+  reattached: number;
 }
 
 export class JournalFile {
@@ -73,8 +76,14 @@ export class JournalFile {
    * Appends the retire records and the difference between `source` (what
    * must be durable now) and the file, then one fdatasync. Returns true when
    * the appended records have outgrown the live set: time to compact.
+   * `superseded`, asked right before the write, may rewrite the file whole
+   * instead (the state dir was deleted): then nothing is appended.
    */
-  async append(source: readonly PingWorker[], retires: readonly RetireRecord[]): Promise<boolean> {
+  async append(
+    source: readonly PingWorker[],
+    retires: readonly RetireRecord[],
+    superseded?: () => Promise<boolean>,
+  ): Promise<boolean> {
     const lines = retires.map(encodeRecord);
     const seen = new Set<string>();
     for (const e of source) {
@@ -92,6 +101,7 @@ export class JournalFile {
     }
     this.stats.held = this.held.size;
     if (lines.length === 0) return false;
+    if (superseded && (await superseded())) return false;
     const data = lines.join('');
     const fh = this.fh;
     if (fh === undefined) throw new Error('journal file is not open');
@@ -119,6 +129,11 @@ export class JournalFile {
     this.baseBytes = this.stats.bytes = bytes;
     this.stats.held = held.size;
     this.stats.retiredKept = retired.length;
+  }
+
+  /** Why the open file is not the one at its path any more, or undefined (`journal-path.ts`). */
+  detached(): Promise<string | undefined> {
+    return detachedFrom(this.fh, this.file);
   }
 
   async close(): Promise<void> {

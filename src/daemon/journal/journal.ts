@@ -34,6 +34,7 @@ import type { PingWorker } from '../../protocol/schemas.js';
 import type { RetiredAs, RetiredInstance } from '../../core/tombstones.js';
 import { retirementsInForce } from './journal-compact.js';
 import { JournalFile, type JournalStats } from './journal-file.js';
+import { restoreStateDir, whyDetached } from './journal-path.js';
 import { liveRetirements, type RetireRecord } from './journal-record.js';
 import { StateLock } from './state-lock.js';
 
@@ -95,7 +96,7 @@ export class Journal {
   /** What open() replayed, until `takeRetired()`. */
   private replayed: RetireRecord[] = [];
   readonly stats: JournalStats = {
-    records: 0, retires: 0, commits: 0, syncs: 0, compactions: 0, bytes: 0, held: 0, retiredKept: 0, dropped: 0,
+    records: 0, retires: 0, commits: 0, syncs: 0, compactions: 0, bytes: 0, held: 0, retiredKept: 0, dropped: 0, reattached: 0,
   };
 
   constructor(private readonly o: JournalOptions) {
@@ -123,8 +124,8 @@ export class Journal {
     try {
       await mkdir(dir, { recursive: true });
       this.lock = StateLock.acquire(dir, this.o.instance);
-      if (this.lock.staleOwner !== undefined) {
-        log.warn({ dir, stale_pid: this.lock.staleOwner }, 'took over a stale state-dir lock (its daemon is gone)');
+      if (this.lock.staleWhy !== undefined) {
+        log.warn({ dir, stale_pid: this.lock.staleOwner, why: this.lock.staleWhy }, 'took over a stale state-dir lock (its daemon is gone)');
       }
       // A compaction interrupted before its rename left a temporary file; the journal itself is whole.
       await rm(`${this.file}.tmp`, { force: true });
@@ -177,7 +178,7 @@ export class Journal {
     this.flushing ??= this.drain();
   }
 
-  /** Rewrites the journal to just the live set (the cron job; also automatic on growth). */
+  /** Rewrites the journal to just the live set, at its path (the cron job; also on growth, and for the state_dir check). */
   compact(): Promise<void> {
     if (this._state !== 'open') return Promise.resolve();
     this.compactWanted = true;
@@ -225,7 +226,7 @@ export class Journal {
       try {
         if (this.compactWanted || this.broken) {
           this.compactWanted = false;
-          await this.rewrite(this.o.source(), this.inForce());
+          await this.rewriteHere([]);
           this.stats.compactions++;
         } else {
           await this.commit();
@@ -240,13 +241,31 @@ export class Journal {
     this.flushing = undefined;
   }
 
-  /** Appends the queued retirements and the difference between the registry and the file. */
+  /** Appends the queued retirements and the registry's difference; never to a file no restart would read (checked before and after). */
   private async commit(): Promise<void> {
     const retires = this.pending.splice(0);
-    if (await this.out.append(this.o.source(), retires)) {
+    const commits = this.stats.commits;
+    const outgrown = await this.out.append(this.o.source(), retires, () => this.rewriteHere(retires, true));
+    if (this.stats.commits > commits && (await this.rewriteHere(retires, true))) return;
+    if (outgrown) {
       this.compactWanted = true;
       this.waiters.push({ resolve: noop, reject: noop });
     }
+  }
+
+  /** Why the journal is not where a restart would look (`journal-path.ts`); the state_dir check fails meanwhile. */
+  async detached(): Promise<string | undefined> {
+    return this._state === 'open' || this._state === 'closing' ? whyDetached(this.out, this.lock) : undefined;
+  }
+
+  /** A full rewrite at the path, dir and lock put back first if deleted; with `onlyIfDetached`, only then. */
+  private async rewriteHere(retires: readonly RetireRecord[], onlyIfDetached = false): Promise<boolean> {
+    const why = await this.detached();
+    if (why === undefined && onlyIfDetached) return false;
+    if (why !== undefined) this.o.log.error({ file: this.file, why, times: ++this.stats.reattached }, 'state journal detached from its path; writing it and the lock back');
+    await restoreStateDir(this.o.dir, this.lock);
+    await this.rewrite(this.o.source(), this.inForce(retires)); // `retires`: those of the commit in progress
+    return true;
   }
 
   /** Of some retire records, those a rewrite keeps: one per instance, young enough, the newest within the limit. */
@@ -255,8 +274,8 @@ export class Journal {
   }
 
   /** What a compaction keeps: the retirements in force (the queued ones are among them), young enough, the newest. */
-  private inForce(): RetireRecord[] {
-    const queued = this.pending.splice(0);
+  private inForce(extra: readonly RetireRecord[] = []): RetireRecord[] {
+    const queued = [...extra, ...this.pending.splice(0)];
     if (this.o.retired === undefined) return this.keep(queued);
     return retirementsInForce(this.o.retired(), this.wallNow(), this.retentionMs, this.maxRetired);
   }
