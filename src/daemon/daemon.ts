@@ -9,7 +9,6 @@ import { readFileSync } from 'node:fs';
 import type { Logger } from 'pino';
 import type { HbaggConfig } from '../config/types.js';
 import type { DaemonInfo } from '../core/batch.js';
-import { DeltaTracker } from '../core/delta.js';
 import { Pacer } from '../core/pacer.js';
 import { Registry } from '../core/registry.js';
 import type { PingWorker } from '../protocol/schemas.js';
@@ -124,11 +123,9 @@ export class Daemon {
       timeoutMs: c.platform.timeoutMs,
       userAgent: `hbagg/${VERSION}`,
     });
-    // Delta pings (contract 1.4): the registry tells the tracker what changed; `off` keeps v1 pings.
-    const delta = c.platform.delta === 'off' ? undefined : new DeltaTracker({ fullEveryMs: c.flush.fullEveryMs });
-    if (delta !== undefined) this.registry.watch(delta);
     this.pinger = new Pinger({
-      info: this.info, registry: this.registry, pacer: this.pacer, client, clock: this.clock.now, delta,
+      info: this.info, registry: this.registry, pacer: this.pacer, client, clock: this.clock.now,
+      fullEveryMs: c.platform.delta === 'off' ? undefined : c.flush.fullEveryMs,
       registryClock: this.clock.listeningNow,
       metrics: this.metrics, log, maxBatchWorkers: c.platform.maxBatchWorkers,
       requestTimeoutMs: c.platform.timeoutMs,

@@ -5,7 +5,7 @@
  */
 import type { Logger } from 'pino';
 import { buildPing, type DaemonInfo, type PingPart } from '../core/batch.js';
-import type { DeltaSource, DeltaTracker } from '../core/delta.js';
+import { DeltaTracker, type DeltaSource } from '../core/delta.js';
 import { PROMISE_SLACK_MS, type Pacer, type PingOutcome } from '../core/pacer.js';
 import { leaseMs, PartSize, RefusedEntries, REGROW_AFTER_INTERVALS } from '../core/part-size.js';
 import { toPingWorker, type Registry } from '../core/registry.js';
@@ -32,8 +32,11 @@ export interface PingerDeps {
   maxIntervalMs: number;
   /** How often a continuing platform outage is logged again (default 30 s). */
   outageLogEveryMs?: number;
-  /** Delta pings (contract 1.4); absent when `platform.delta` is `off`: every ping is a v1 ping. */
-  delta?: DeltaTracker;
+  /**
+   * Delta pings (contract 1.4): a full ping at least this often (`flush.full_every_ms`);
+   * absent when `platform.delta` is `off`: every ping is a v1 ping.
+   */
+  fullEveryMs?: number;
   /** Called after a ping part is accepted (the journal records what was delivered). */
   onAccepted?(): void;
   /** Awaited before a ping is sent: makes the terminal states it carries durable first (the journal). */
@@ -53,6 +56,8 @@ export class Pinger {
   private readonly partSize: PartSize;
   /** Entries the platform refused alone (413): left out while unchanged. */
   private readonly refused = new RefusedEntries();
+  /** Full or delta, and what a delta lists (none with `platform.delta: off`). */
+  private readonly delta: DeltaTracker | undefined;
   private readonly platformLog: PlatformLog;
   private timer: NodeJS.Timeout | undefined;
   private running: Promise<void> | undefined;
@@ -65,6 +70,9 @@ export class Pinger {
   lastAcceptedWall: number | undefined;
 
   constructor(private readonly d: PingerDeps) {
+    // The registry tells the tracker of every change a delta must carry.
+    this.delta = d.fullEveryMs === undefined ? undefined : new DeltaTracker({ fullEveryMs: d.fullEveryMs });
+    if (this.delta !== undefined) d.registry.watch(this.delta);
     this.partSize = new PartSize({ max: d.maxBatchWorkers, regrowAfterMs: REGROW_AFTER_INTERVALS });
     this.platformLog = new PlatformLog({ log: d.log, url: d.client.printableUrl, everyMs: d.outageLogEveryMs });
   }
@@ -133,7 +141,7 @@ export class Pinger {
     const start = clock();
     const promise = pacer.start(start.mono);
     const seq = ++this.seq;
-    const plan = this.d.delta?.plan(this.deltaSource, seq, start.mono, final);
+    const plan = this.delta?.plan(this.deltaSource, seq, start.mono, final);
     const { workers, sent } = plan ?? this.deltaSource.collect();
     await this.d.beforeSend?.();
     // Parts go one after another: each may take a full timeout before the next ping can start.
@@ -149,7 +157,7 @@ export class Pinger {
     try {
       complete = await this.sendParts(parts);
     } finally {
-      this.d.delta?.finish(complete);
+      this.delta?.finish(complete);
     }
   }
 
@@ -168,7 +176,7 @@ export class Pinger {
       this.last = { atWall: now.wall, atMono: now.mono, outcome: res.outcome, status: res.status, error: res.error };
       if (res.outcome === 'accepted') {
         registry.acknowledge(part.sent, this.d.registryClock?.() ?? now);
-        this.d.delta?.accepted(part.sent, res);
+        this.delta?.accepted(part.sent, res);
         this.lastAcceptedWall = now.wall;
         this.platformLog.accepted();
         this.d.onAccepted?.();
@@ -176,9 +184,9 @@ export class Pinger {
         continue;
       }
       const ctx = { batch: part.body.batch.id, status: res.status, error: res.error, workers: part.body.workers.length };
-      if (res.outcome === 'resync' && this.d.delta !== undefined && part.body.batch.mode === 'delta') {
+      if (res.outcome === 'resync' && this.delta !== undefined && part.body.batch.mode === 'delta') {
         // A 409 to a delta is not a failure: the full ping goes out at once (a 409 to a full ping is one).
-        this.d.delta.conflict();
+        this.delta.conflict();
         log.info(ctx, 'platform asked for a full ping (409); sending one now');
         pacer.resize(now.mono);
         return false;
@@ -241,7 +249,7 @@ export class Pinger {
     );
     if (terminal) {
       this.d.registry.acknowledge(part.sent, this.d.registryClock?.() ?? now);
-      this.d.delta?.delivered(part.sent);
+      this.delta?.delivered(part.sent);
       this.d.onAccepted?.();
     } else {
       this.refused.refuse(w.worker, w.instance, bytes);
