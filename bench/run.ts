@@ -1,5 +1,5 @@
 /**
- * `npm run bench [-- --quick] [-- --only ingest,load,latency,cost,stop,idle,delta] [-- --profile DIR]`
+ * `npm run bench [-- --quick] [-- --only ingest,load,latency,cost,stop,idle,opencti,delta] [-- --profile DIR]`
  *
  * Starts its own nats-server (free port, 127.0.0.1) and platform stubs, runs
  * the sections, prints a table and writes bench/results.json (a run limited
@@ -15,11 +15,12 @@ import { benchIdle } from './idle.js';
 import { benchIngest } from './ingest.js';
 import { benchLatency } from './latency.js';
 import { benchLoad } from './load.js';
+import { benchOpenCti } from './opencti.js';
 import { benchStop } from './stop.js';
 import { machineInfo } from './lib/machine.js';
 import { table, type Figure, type SectionResult } from './lib/report.js';
 
-const SECTIONS = ['ingest', 'load', 'latency', 'cost', 'stop', 'idle', 'delta'] as const;
+const SECTIONS = ['ingest', 'load', 'latency', 'cost', 'stop', 'idle', 'opencti', 'delta'] as const;
 type Section = (typeof SECTIONS)[number];
 
 function parseArgs(argv: string[]): { quick: boolean; only: Section[]; profileDir?: string } {
@@ -90,6 +91,10 @@ try {
       results.stop = await benchStop({
         natsUrl: nats.url, healthyRuns: args.quick ? 2 : 5, hangingRuns: args.quick ? 1 : 3,
         hangingShutdownMs: args.quick ? 2_000 : undefined,
+      });
+    } else if (section === 'opencti') {
+      results.opencti = await benchOpenCti({
+        sizes: [10, 100, 1000], periodMs: args.quick ? 3_000 : 6_000, periods: args.quick ? 2 : 3, rolling: args.quick ? 10 : 50,
       });
     }
     process.stderr.write(`${section} took ${((performance.now() - s0) / 1000).toFixed(1)} s\n`);

@@ -45,6 +45,7 @@ const ENV_VARS: readonly (readonly [name: string, path: readonly string[], kind:
   ['HBAGG_NATS_TOKEN', ['nats', 'token'], 'string'],
   ['HBAGG_NATS_CREDS', ['nats', 'creds_file'], 'string'],
   ['HBAGG_NATS_TLS_CA', ['nats', 'tls_ca_file'], 'string'],
+  ['HBAGG_PLATFORM_KIND', ['platform', 'kind'], 'string'],
   ['HBAGG_PLATFORM_URL', ['platform', 'url'], 'string'],
   ['HBAGG_PLATFORM_TOKEN', ['platform', 'token'], 'string'],
   ['HBAGG_PLATFORM_TOKEN_FILE', ['platform', 'token_file'], 'string'],
@@ -206,12 +207,20 @@ function compile(p: HbaggConfigParsed, tokenFromFile: string | undefined): Hbagg
       tlsCaFile: p.nats.tls_ca_file,
     },
     platform: {
+      kind: p.platform.kind,
       url: p.platform.url,
       token: p.platform.token ?? tokenFromFile,
       timeoutMs: p.platform.timeout_ms,
       maxBatchWorkers: p.platform.max_batch_workers,
       maxRetryAfterMs: p.platform.max_retry_after_ms,
       delta: p.platform.delta,
+      opencti: {
+        pingEveryMs: p.platform.opencti.ping_every_ms,
+        aliasesPerRequest: p.platform.opencti.aliases_per_request,
+        deleteOnStop: p.platform.opencti.delete_on_stop,
+        connectors: p.platform.opencti.connectors,
+        inactiveAfterMs: p.platform.opencti.inactive_after_ms,
+      },
     },
     http: {
       listen: p.http.listen, ...listen, token: p.http.token, maxBodyBytes: p.http.max_body_bytes, exposeMeta: p.http.expose_meta,

@@ -32,12 +32,20 @@ export function redactConfig(cfg: HbaggConfig): object {
       tls_ca_file: cfg.nats.tlsCaFile,
     }),
     platform: compact({
+      kind: cfg.platform.kind,
       url: cfg.platform.url === undefined ? undefined : redactUrl(cfg.platform.url),
       // A token read from token_file is shown as a token: the compiled form no longer knows the file.
       token: secret(cfg.platform.token),
       timeout_ms: cfg.platform.timeoutMs,
       max_batch_workers: cfg.platform.maxBatchWorkers,
       max_retry_after_ms: cfg.platform.maxRetryAfterMs,
+      opencti: {
+        ping_every_ms: cfg.platform.opencti.pingEveryMs,
+        aliases_per_request: cfg.platform.opencti.aliasesPerRequest,
+        delete_on_stop: cfg.platform.opencti.deleteOnStop,
+        connectors: cfg.platform.opencti.connectors,
+        inactive_after_ms: cfg.platform.opencti.inactiveAfterMs,
+      },
     }),
     http: compact({
       listen: cfg.http.listen,

@@ -9,6 +9,7 @@ import os from 'node:os';
 import cron from 'node-cron';
 import { z } from 'zod';
 import { checkHttpUrl, checkListen, checkNatsServer, checkSubjectPrefix } from './checks.js';
+import { longestSafePingEveryMs, openctiSchema } from './opencti-schema.js';
 
 export const NODE_ID_PATTERN = /^[A-Za-z0-9_.-]{1,128}$/;
 export const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] as const;
@@ -74,9 +75,15 @@ const natsSchema = z
     }
   });
 
+export const PLATFORM_KINDS = ['hbagg', 'opencti'] as const;
+
 const platformSchema = z
   .strictObject({
-    /** Where batched pings are POSTed. No default; `hbagg run` requires it. */
+    /** "hbagg" (the batched ping, default) or "opencti" (pingConnector on the connectors' behalf). */
+    kind: z
+      .enum(PLATFORM_KINDS, { error: (iss) => `expected one of ${PLATFORM_KINDS.join(', ')}${got(iss.input)}` })
+      .default('hbagg'),
+    /** Where batched pings are POSTed (kind "opencti": the OpenCTI base URL). No default; `hbagg run` requires it. */
     url: checked(checkHttpUrl).optional(),
     token: text().optional(),
     /** A file holding the bearer token (trimmed); keeps the secret out of the config. */
@@ -87,10 +94,20 @@ const platformSchema = z
     max_batch_workers: int(1, 100_000).default(1000),
     /** Default 600000 (10 min). */
     max_retry_after_ms: int(1000, DAY).default(600_000),
-    /** Delta pings (PROTOCOL.md 1.4): `auto` sends them when the platform offers them; `off` sends v1 pings. Default `auto`. */
+    /** Delta pings (PROTOCOL.md 1.5): `auto` sends them when the platform offers them; `off` sends v1 pings. Default `auto`. */
     delta: z.enum(['auto', 'off'], { error: 'must be "auto" or "off"' }).default('auto'),
+    opencti: openctiSchema.prefault({}),
   })
   .superRefine((platform, ctx) => {
+    const o = platform.opencti;
+    const longest = longestSafePingEveryMs(o.inactive_after_ms, platform.timeout_ms);
+    if (platform.kind === 'opencti' && o.ping_every_ms > longest) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['opencti', 'ping_every_ms'],
+        message: `must be <= ${longest} so that a connector stays active through one failed ping (platform.opencti.inactive_after_ms ${o.inactive_after_ms}, platform.timeout_ms ${platform.timeout_ms}), got ${o.ping_every_ms}`,
+      });
+    }
     if (platform.token !== undefined && platform.token_file !== undefined) {
       ctx.addIssue({ code: 'custom', path: ['token_file'], message: 'set platform.token or platform.token_file, not both' });
     }

@@ -22,8 +22,25 @@ export interface NatsConfig {
   tlsCaFile?: string;
 }
 
+export type PlatformKind = 'hbagg' | 'opencti';
+
+export interface OpenCtiConfig {
+  /** Each live connector is pinged once per this. Default 120000. */
+  pingEveryMs: number;
+  /** pingConnector calls per GraphQL document. Default 1. */
+  aliasesPerRequest: number;
+  /** deleteConnector when a listed connector's workers all stop cleanly. Default false. */
+  deleteOnStop: boolean;
+  /** Worker id -> connector id (UUID). Default {}. */
+  connectors: Record<string, string>;
+  /** The platform's "active" rule. Default 300000 (OpenCTI's 5 minutes). */
+  inactiveAfterMs: number;
+}
+
 export interface PlatformConfig {
-  /** Where batched pings are POSTed. Required by `hbagg run`. */
+  /** `hbagg` (batched ping, default) or `opencti`. */
+  kind: PlatformKind;
+  /** Where batched pings are POSTed (kind `opencti`: the OpenCTI base URL). Required by `hbagg run`. */
   url?: string;
   /** Bearer token (from the file, `platform.token_file` or the env). */
   token?: string;
@@ -33,8 +50,10 @@ export interface PlatformConfig {
   maxBatchWorkers: number;
   /** Upper clamp on a platform's Retry-After. Default 600000 (10 min). */
   maxRetryAfterMs: number;
-  /** `auto`: delta pings when the platform offers them (contract 1.4); `off`: v1 pings only. Default `auto`. */
+  /** `auto`: delta pings when the platform offers them (contract 1.5); `off`: v1 pings only. Default `auto`. */
   delta: 'auto' | 'off';
+  /** Settings of kind `opencti`. */
+  opencti: OpenCtiConfig;
 }
 
 export interface HttpConfig {

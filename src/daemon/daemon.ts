@@ -25,8 +25,10 @@ import { LossWatch } from './loss-watch.js';
 import { Journal } from './journal/journal.js';
 import { Metrics } from './metrics.js';
 import { NatsIngest } from './nats-ingest.js';
+import { openCtiPinger } from './opencti/opencti-pinger.js';
 import { Pinger } from './pinger.js';
 import { PlatformClient } from './platform-client.js';
+import type { PlatformPinger } from './platform-pinger.js';
 import { RejectLog } from './reject-log.js';
 import { restoreState } from './restored-state.js';
 import { RunClock } from './run-clock.js';
@@ -54,7 +56,8 @@ export class Daemon {
   private readonly pacer: Pacer;
   private readonly metrics: Metrics;
   private readonly intake: Intake;
-  private readonly pinger: Pinger;
+  /** The batched ping (platform.kind "hbagg") or the OpenCTI adapter. */
+  private readonly pinger: PlatformPinger;
   private readonly nats: NatsIngest;
   private readonly http: HttpServer;
   /** Unaccepted `stopped`/`lost` entries and live instances, durable in the state directory. */
@@ -117,15 +120,14 @@ export class Daemon {
       retentionMs: c.workers.tombstoneRetentionMs,
       maxRetired: c.workers.maxTombstones,
     });
-    const client = new PlatformClient({
-      url: c.platform.url,
-      token: c.platform.token,
-      timeoutMs: c.platform.timeoutMs,
-      userAgent: `hbagg/${VERSION}`,
-    });
-    this.pinger = new Pinger({
-      info: this.info, registry: this.registry, pacer: this.pacer, client, clock: this.clock.now,
+    const userAgent = `hbagg/${VERSION}`;
+    this.pinger = c.platform.kind === 'opencti' ? openCtiPinger({
+      config: c, registry: this.registry, clock: this.clock.now, registryClock: this.clock.listeningNow,
+      metrics: this.metrics, log, userAgent, onAccepted: () => this.persistSoon(),
+    }) : new Pinger({
+      info: this.info, registry: this.registry, pacer: this.pacer, clock: this.clock.now,
       fullEveryMs: c.platform.delta === 'off' ? undefined : c.flush.fullEveryMs,
+      client: new PlatformClient({ url: c.platform.url, token: c.platform.token, timeoutMs: c.platform.timeoutMs, userAgent }),
       registryClock: this.clock.listeningNow,
       metrics: this.metrics, log, maxBatchWorkers: c.platform.maxBatchWorkers,
       requestTimeoutMs: c.platform.timeoutMs,

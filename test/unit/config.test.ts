@@ -33,7 +33,10 @@ describe('loadConfig', () => {
     expect(cfg).toEqual({
       nodeId: os.hostname(),
       nats: { servers: ['nats://127.0.0.1:4222'], subjectPrefix: 'hb', name: `hbagg-${os.hostname()}` },
-      platform: { timeoutMs: 5000, maxBatchWorkers: 1000, maxRetryAfterMs: 600_000, delta: 'auto' },
+      platform: {
+        kind: 'hbagg', timeoutMs: 5000, maxBatchWorkers: 1000, maxRetryAfterMs: 600_000, delta: 'auto',
+        opencti: { pingEveryMs: 120_000, aliasesPerRequest: 1, deleteOnStop: false, connectors: {}, inactiveAfterMs: 300_000 },
+      },
       http: { listen: '127.0.0.1:9470', host: '127.0.0.1', port: 9470, maxBodyBytes: 65_536, exposeMeta: false },
       flush: { minIntervalMs: 1000, maxIntervalMs: 30_000, urgentFlushMs: 50, fullEveryMs: 300_000 },
       workers: {

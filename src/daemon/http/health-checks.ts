@@ -48,12 +48,15 @@ export interface PlatformFacts {
    * the largest `next_ping_within_ms` it can promise.
    */
   allowanceMs: number;
+  /** Why no request is owed (say, no OpenCTI connector is live): healthy without recent pings. */
+  idle?: string;
 }
 
 /** Pure: is the platform taking our pings, judging from what the pinger saw. */
 export function judgePlatform(f: PlatformFacts): { ok: true; detail: Record<string, unknown> } | { ok: false; error: string } {
   const acceptedAgo = f.lastAcceptedWall === undefined ? undefined : f.nowWall - f.lastAcceptedWall;
   const since = acceptedAgo === undefined ? 'no ping accepted yet' : `last accepted ${acceptedAgo} ms ago`;
+  if (f.idle !== undefined && (!f.last || f.last.outcome === 'accepted')) return { ok: true, detail: { idle: f.idle } };
   if (!f.last) {
     const up = f.nowWall - f.startedAtWall;
     if (up <= f.allowanceMs) return { ok: true, detail: { pending: 'first ping not answered yet', uptime_ms: up } };
@@ -153,14 +156,20 @@ export interface DaemonHealthDeps {
   };
   nats: NatsProbe;
   journal: JournalProbe;
-  pinger: { readonly last: LastPing | undefined; readonly lastAcceptedWall: number | undefined };
+  pinger: {
+    readonly last: LastPing | undefined;
+    readonly lastAcceptedWall: number | undefined;
+    /** Set by pingers that pace otherwise than `flush` (the OpenCTI adapter). */
+    readonly allowanceMs?: number;
+    idle?(): string | undefined;
+  };
 }
 
 /** The daemon's /healthz: the three checks of docs/PROTOCOL.md section 4, cached for `health_cache_ms`. */
 export function daemonHealth(d: DaemonHealthDeps): Health {
   const { flush, platform } = d.config;
   // A ping starts within its promise and is answered within the request timeout.
-  const allowanceMs = Math.max(flush.maxIntervalMs, platform.timeoutMs) + PROMISE_SLACK_MS + platform.timeoutMs;
+  const allowanceMs = d.pinger.allowanceMs ?? Math.max(flush.maxIntervalMs, platform.timeoutMs) + PROMISE_SLACK_MS + platform.timeoutMs;
   return new Health(
     [
       natsCheck(d.nats),
@@ -170,6 +179,7 @@ export function daemonHealth(d: DaemonHealthDeps): Health {
         last: d.pinger.last,
         lastAcceptedWall: d.pinger.lastAcceptedWall,
         allowanceMs,
+        idle: d.pinger.idle?.(),
       })),
       stateDirCheck(d.config.stateDir, CHECK_TIMEOUT_MS, d.journal),
     ],
