@@ -130,8 +130,7 @@ export class Daemon {
       client: new PlatformClient({ url: c.platform.url, token: c.platform.token, timeoutMs: c.platform.timeoutMs, userAgent }),
       registryClock: this.clock.listeningNow,
       metrics: this.metrics, log, maxBatchWorkers: c.platform.maxBatchWorkers,
-      requestTimeoutMs: c.platform.timeoutMs,
-      maxIntervalMs: c.flush.maxIntervalMs,
+      requestTimeoutMs: c.platform.timeoutMs, maxIntervalMs: c.flush.maxIntervalMs,
       outageLogEveryMs: tuning.outageLogEveryMs,
       onAccepted: () => this.persistSoon(),
       // Never report a terminal state that a crash could take back; a slow or failing disk delays a ping by 1 s at most.
