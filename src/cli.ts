@@ -10,6 +10,7 @@ import { createLogger } from './daemon/logger.js';
 import { Demo, DemoStoppedError } from './demo/demo.js';
 import { formatSummary } from './demo/summary.js';
 import { NatsUnavailableError } from './demo/nats.js';
+import { DEFAULT_FLEET_WAIT_MS, runFleet } from './fleet/index.js';
 import { formatEvent, startReceiver } from './receiver/index.js';
 import { handleDaemonSignals } from './signals.js';
 
@@ -26,6 +27,9 @@ usage:
   hbagg receive [--port N] [--host HOST] [--next-interval-ms N] [--token TOKEN] [--json] [--no-delta]
                                       the reference platform receiver: validates pings, prints what it learns
                                       (the token can come from HBAGG_RECEIVER_TOKEN instead)
+  hbagg fleet [--nats URL] [--json] [--wait MS] [--config FILE]
+                                      list every hbagg on the bus (NATS service discovery), one row per node;
+                                      exit 1 when any node is unhealthy or none answers
   hbagg --version
 
 Settings come from the config file, then HBAGG_* environment variables (which win).
@@ -44,6 +48,7 @@ async function main(argv: string[]): Promise<number> {
   // These two take flags of their own.
   if (command === 'demo') return demo(rest);
   if (command === 'receive') return receive(rest);
+  if (command === 'fleet') return fleet(rest);
   let values: { config?: string; for?: string };
   try {
     const config = { type: 'string', short: 'c' } as const;
@@ -128,7 +133,13 @@ async function run(file: string | undefined): Promise<number> {
     log.flush();
     return 1;
   }
-  const code = await signals.stopped;
+  // natsReady() rejects only when another daemon shares the beat subjects.
+  const refused = daemon.natsReady().then(() => signals.stopped, async (err: unknown) => {
+    console.error(`hbagg: refusing to run: ${(err as Error).message}`);
+    await daemon.stop().catch(() => undefined);
+    return 1;
+  });
+  const code = await Promise.race([signals.stopped, refused]);
   log.flush();
   return code;
 }
@@ -200,6 +211,28 @@ async function demo(args: string[]): Promise<number> {
   const summary = await d.done;
   process.stdout.write(formatSummary(summary));
   return 0;
+}
+
+async function fleet(args: string[]): Promise<number> {
+  const values = flags('fleet', args, {
+    nats: { type: 'string' }, json: { type: 'boolean' }, wait: { type: 'string' }, config: { type: 'string', short: 'c' },
+  });
+  if (!values) return 2;
+  const wait = intFlag('wait', values.wait, 50, 60_000);
+  if (typeof wait === 'string') {
+    console.error(`hbagg fleet: ${wait}`);
+    return 2;
+  }
+  // Auth and TLS come from the config and HBAGG_NATS_* as for the daemon; --nats picks the server.
+  const warnings: ConfigIssue[] = [];
+  const cfg = load(values.config, false, warnings);
+  for (const w of warnings) console.error(`hbagg: warning: ${w.key}: ${w.message}`);
+  if (!cfg) return 2;
+  const nats = values.nats ? { ...cfg.nats, servers: values.nats.split(',') } : cfg.nats;
+  const r = await runFleet({ nats, waitMs: wait ?? DEFAULT_FLEET_WAIT_MS, json: values.json === true });
+  process.stdout.write(r.stdout);
+  process.stderr.write(r.stderr);
+  return r.code;
 }
 
 async function receive(args: string[]): Promise<number> {

@@ -42,7 +42,10 @@ export interface DaemonHandle {
   readonly http: { host: string; port: number };
   /** A read-only picture of the daemon now: workers by state, counters, NATS, journal. */
   snapshot(): Promise<DaemonSnapshot>;
-  /** Resolves once the daemon is subscribed on NATS (it connects in the background and retries forever). */
+  /**
+   * Resolves once the daemon is subscribed on NATS (it connects in the background and retries forever);
+   * rejects if it refused to start because another daemon shares its beat subjects (then call `stop()`).
+   */
   natsReady(): Promise<void>;
   /** Stops taking input, sends the final ping, releases the state dir; within `shutdown_timeout_ms`. Safe to call twice. */
   stop(): Promise<void>;

@@ -17,3 +17,4 @@ export { sleep, waitFor, type WaitForOptions } from './wait-for.js';
 export { startTestDaemon, natsClient, beat, uniquePrefix, type TestDaemon, type TestDaemonOptions } from './daemon.js';
 export { CLI, spawnHbagg, type HbaggProcess } from './cli.js';
 export { linearFit, mean, median, quantile, sig, sorted } from './stats.js';
+export { startLeafTopology, type LeafTopology } from './nats-topology.js';

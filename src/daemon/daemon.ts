@@ -13,6 +13,7 @@ import { Pacer } from '../core/pacer.js';
 import { Registry } from '../core/registry.js';
 import type { PingWorker } from '../protocol/schemas.js';
 import { settleWithin, StepRunner, within } from '../util/index.js';
+import { FleetPresence } from './fleet/presence.js';
 import { EventLoopMonitor } from './http/event-loop.js';
 import type { Health } from './http/health.js';
 import { daemonHealth } from './http/health-checks.js';
@@ -25,10 +26,7 @@ import { LossWatch } from './loss-watch.js';
 import { Journal } from './journal/journal.js';
 import { Metrics } from './metrics.js';
 import { NatsIngest } from './nats-ingest.js';
-import { openCtiPinger } from './opencti/opencti-pinger.js';
-import { Pinger } from './pinger.js';
-import { PlatformClient } from './platform-client.js';
-import type { PlatformPinger } from './platform-pinger.js';
+import { createPlatformPinger, type PlatformPinger } from './platform-pinger.js';
 import { RejectLog } from './reject-log.js';
 import { restoreState } from './restored-state.js';
 import { RunClock } from './run-clock.js';
@@ -66,6 +64,7 @@ export class Daemon {
   private readonly health: Health;
   /** Event-loop delay for /livez and /metrics; started and stopped with the daemon. */
   private readonly loop = new EventLoopMonitor();
+  private readonly fleet: FleetPresence; // the NATS micro service `hbagg` and the shared-subject guard
   private readonly rejects: RejectLog;
   private readonly storm: StormWatch;
   private readonly housekeeping: Housekeeping;
@@ -120,18 +119,9 @@ export class Daemon {
       retentionMs: c.workers.tombstoneRetentionMs,
       maxRetired: c.workers.maxTombstones,
     });
-    const userAgent = `hbagg/${VERSION}`;
-    this.pinger = c.platform.kind === 'opencti' ? openCtiPinger({
-      config: c, registry: this.registry, clock: this.clock.now, registryClock: this.clock.listeningNow,
-      metrics: this.metrics, log, userAgent, onAccepted: () => this.persistSoon(),
-    }) : new Pinger({
-      info: this.info, registry: this.registry, pacer: this.pacer, clock: this.clock.now,
-      fullEveryMs: c.platform.delta === 'off' ? undefined : c.flush.fullEveryMs,
-      client: new PlatformClient({ url: c.platform.url, token: c.platform.token, timeoutMs: c.platform.timeoutMs, userAgent }),
-      registryClock: this.clock.listeningNow,
-      metrics: this.metrics, log, maxBatchWorkers: c.platform.maxBatchWorkers,
-      requestTimeoutMs: c.platform.timeoutMs, maxIntervalMs: c.flush.maxIntervalMs,
-      outageLogEveryMs: tuning.outageLogEveryMs,
+    this.pinger = createPlatformPinger(c, {
+      info: this.info, registry: this.registry, pacer: this.pacer, clock: this.clock.now, registryClock: this.clock.listeningNow,
+      metrics: this.metrics, log, userAgent: `hbagg/${VERSION}`, outageLogEveryMs: tuning.outageLogEveryMs,
       onAccepted: () => this.persistSoon(),
       // Never report a terminal state that a crash could take back; a slow or failing disk delays a ping by 1 s at most.
       beforeSend: async () => void (await settleWithin(this.journal.sync(), 1_000)),
@@ -149,19 +139,21 @@ export class Daemon {
       persist: () => this.journal.sync(),
       conflict: (worker, stale, current) => this.storm.conflict(worker, stale, current, this.clock.now().mono),
     });
+    this.fleet = new FleetPresence({ info: this.info, prefix: c.nats.subjectPrefix, log, registry: this.registry, pacer: this.pacer,
+      pinger: this.pinger, journal: this.journal, now: this.clock.now, http: c.http, httpBound: () => this.http.address() });
     this.nats = new NatsIngest(c.nats, this.intake, log, (state) => {
       if (state === 'disconnected') this.clock.deaf();
       else if (state === 'ready') {
         const ms = this.clock.hearing();
         if (ms > 0) this.log.info({ deaf_ms: Math.round(ms) }, 'nats back; the time it was away does not count toward loss');
       }
-    }, tuning);
+    }, { ...tuning, presence: this.fleet });
     this.housekeeping = new Housekeeping({
       schedule: c.housekeeping, registry: this.registry, pacer: this.pacer, journal: this.journal,
       metrics: this.metrics, clock: this.clock.listeningNow, log,
     });
     this.http = new HttpServer(log);
-    this.health = daemonHealth({ info: this.info, config: c, nats: this.nats, pinger: this.pinger, journal: this.journal });
+    this.health = daemonHealth({ info: this.info, config: c, nats: this.nats, pinger: this.pinger, journal: this.journal }, [this.fleet.healthCheck()]);
     this.metrics.eventLoop(() => this.loop.delay());
     registerRoutes(this.http, {
       node: this.info.node,
@@ -205,20 +197,22 @@ export class Daemon {
       this.state = 'failed';
       throw new Error(`cannot listen on ${this.config.http.listen}: ${(err as Error).message}`);
     }
-    this.pinger.start();
     this.housekeeping.start();
     this.natsStarting = this.nats.start().catch((err: unknown) => {
-      this.log.error({ err }, 'nats connection failed');
+      if (!this.fleet.refusal) this.log.error({ err }, 'nats connection failed');
     });
+    // The first ping waits for the shared-subject probe: a daemon that must refuse never announces its node.
+    const begin = () => void (this._state === 'running' && !this.fleet.refusal && this.pinger.start());
+    this.fleet.firstPingGate(this.natsStarting).then(begin, begin);
     this.state = 'running';
     // Restored instances may already be owed a loss deadline.
     this.lossWatch.enable();
     this.log.info({ node: this.info.node, instance: this.info.instance, version: VERSION }, 'hbagg running');
   }
 
-  /** Resolves once the first NATS connection and subscriptions are up. */
+  /** Resolves once the first NATS connection and subscriptions are up; rejects if another daemon shares the subjects. */
   async natsReady(): Promise<void> {
-    await this.natsStarting;
+    await this.fleet.admitted(this.natsStarting);
   }
 
   /** A read-only picture of the daemon now: states, counters, addresses (what the demo shows, what tests check). */
@@ -275,8 +269,8 @@ export class Daemon {
   }
 
   private async doStop(): Promise<void> {
-    // A daemon that failed to start (say, its state dir is locked by another) never pinged: no final ping.
-    const started = this._state === 'running';
+    // A daemon that failed to start (its state dir is locked by another, another daemon shares its subjects): no final ping.
+    const started = this._state === 'running' && !this.fleet.refusal;
     this.state = 'stopping';
     const deadline = this.clock.now().mono + this.config.shutdownTimeoutMs;
     const steps = new StepRunner({ onError: (step, err) => this.log.error({ err, step }, 'shutdown step failed') });

@@ -32,6 +32,16 @@ export function natsConnectOptions(c: NatsConfig): NodeConnectionOptions {
 
 export type NatsState = 'connecting' | 'ready' | 'disconnected' | 'draining' | 'closed';
 
+/** What else lives on the connection (the daemon's `hbagg` service and shared-subject guard). */
+export interface NatsPresence {
+  /** On the first connection, before the beat subscriptions; a throw stops the start. */
+  beforeSubscribe(nc: NatsConnection): Promise<void>;
+  /** Connected and subscribed (again). */
+  ready(nc: NatsConnection): Promise<void>;
+  /** At stop, before the drain: leave discovery first. */
+  stop(): void;
+}
+
 export class NatsIngest {
   private nc: NatsConnection | undefined;
   private subs: Subscription[] = [];
@@ -42,6 +52,7 @@ export class NatsIngest {
   private readonly outage: OutageLog;
   private watch: NodeJS.Timeout | undefined;
   private readonly watchEveryMs: number;
+  private readonly presence: NatsPresence | undefined;
 
   constructor(
     private readonly cfg: NatsConfig,
@@ -49,8 +60,9 @@ export class NatsIngest {
     private readonly log: Logger,
     /** Told of every state change (the daemon stops measuring silence while disconnected). */
     private readonly onState?: (next: NatsState) => void,
-    opts: { outageLogEveryMs?: number } = {},
+    opts: { outageLogEveryMs?: number; presence?: NatsPresence } = {},
   ) {
+    this.presence = opts.presence;
     this.outage = new OutageLog({ log, everyMs: opts.outageLogEveryMs });
     this.watchEveryMs = Math.min(1_000, opts.outageLogEveryMs ?? 1_000);
   }
@@ -87,6 +99,7 @@ export class NatsIngest {
     this.log.info({ from: this._state, to: next, ...detail }, `nats ${next}`);
     this._state = next;
     if (next === 'ready') this.outage.up({ servers: this.servers, ...detail }, 'nats is reachable again');
+    if (next === 'ready' && this.nc) void this.presence?.ready(this.nc);
     this.onState?.(next);
   }
 
@@ -120,6 +133,8 @@ export class NatsIngest {
       return;
     }
     void this.watchStatus(this.nc);
+    await this.presence?.beforeSubscribe(this.nc);
+    if (this.stopping) return;
     const prefix = c.subjectPrefix;
     this.subs.push(
       this.nc.subscribe(wildcard(prefix, 'beat'), {
@@ -158,6 +173,7 @@ export class NatsIngest {
   /** Stops taking input: drains the subscriptions (messages already received are processed), then closes. */
   async stop(): Promise<void> {
     this.stopping = true;
+    this.presence?.stop();
     clearInterval(this.watch);
     this.wake?.();
     const nc = this.nc;

@@ -70,7 +70,7 @@ interface WorkerRecord {
 export interface LedgerOptions {
   /** Terminal instances are forgotten after this long. Default 600000. */
   retentionMs?: number;
-  /** Take delta pings (contract 1.5; `receive()` checks them). Default true. */
+  /** Take delta pings (contract 1.6; `receive()` checks them). Default true. */
   delta?: boolean;
 }
 
@@ -87,7 +87,7 @@ export class Ledger {
   }
 
   /**
-   * 1.5: checks a ping against the node's view (base, part order, roster)
+   * 1.6: checks a ping against the node's view (base, part order, roster)
    * and applies it. A refused delta changes nothing (answer 409); a roster
    * mismatch is applied but asks for a resync.
    */

@@ -32,7 +32,7 @@ export interface ReceiverOptions {
   maxBodyBytes?: number;
   /** Defaults to the process clocks. */
   clock?: () => Instant;
-  /** Offer delta pings (contract 1.5) in every 2xx answer, and check them. Default true. */
+  /** Offer delta pings (contract 1.6) in every 2xx answer, and check them. Default true. */
   delta?: boolean;
 }
 

@@ -110,7 +110,7 @@ describe('probes against a daemon with a real nats-server and platform stub', ()
     const health = await rawRequest(port, get('/healthz'));
     const report = JSON.parse(health.body) as HealthReport;
     expect(health.status, health.body).toBe(200);
-    expect(Object.keys(report.checks).sort()).toEqual(['nats', 'platform', 'state_dir']);
+    expect(Object.keys(report.checks).sort()).toEqual(['nats', 'platform', 'state_dir', 'subject_space']);
     for (const c of Object.values(report.checks)) expect(c).toMatchObject({ status: 'ok', duration_ms: expect.any(Number) });
     const live = await rawRequest(port, get('/livez'));
     expect(live.status).toBe(200);

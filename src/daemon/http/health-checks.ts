@@ -165,8 +165,8 @@ export interface DaemonHealthDeps {
   };
 }
 
-/** The daemon's /healthz: the three checks of docs/PROTOCOL.md section 4, cached for `health_cache_ms`. */
-export function daemonHealth(d: DaemonHealthDeps): Health {
+/** The daemon's /healthz: the three checks of docs/PROTOCOL.md section 4 (and `more`), cached for `health_cache_ms`. */
+export function daemonHealth(d: DaemonHealthDeps, more: readonly HealthCheck[] = []): Health {
   const { flush, platform } = d.config;
   // A ping starts within its promise and is answered within the request timeout.
   const allowanceMs = d.pinger.allowanceMs ?? Math.max(flush.maxIntervalMs, platform.timeoutMs) + PROMISE_SLACK_MS + platform.timeoutMs;
@@ -182,6 +182,7 @@ export function daemonHealth(d: DaemonHealthDeps): Health {
         idle: d.pinger.idle?.(),
       })),
       stateDirCheck(d.config.stateDir, CHECK_TIMEOUT_MS, d.journal),
+      ...more,
     ],
     { cacheMs: d.config.healthCacheMs },
   );

@@ -108,6 +108,11 @@ export class Journal {
     return this._state;
   }
 
+  /** The last write failed (the next commit rewrites the file): for `status`. */
+  get writeFailed(): boolean {
+    return this.broken;
+  }
+
   private set state(next: JournalState) {
     this.o.log.debug({ from: this._state, to: next, file: this.file }, `journal ${next}`);
     this._state = next;
