@@ -149,6 +149,8 @@ describe('loadConfig', () => {
     expect(cfg.flush.fullEveryMs).toBe(60_000);
     expect(() => loadConfig({ env: { HBAGG_DELTA: 'sometimes' } })).toThrow('HBAGG_DELTA: must be "auto" or "off"');
     expect(issuesOf({ file: writeFile({ platform: { delta: 'yes' } }) })).toEqual([{ key: 'platform.delta', message: 'must be "auto" or "off"' }]);
+    // check-config shows them.
+    expect(redactConfig(cfg)).toMatchObject({ platform: { delta: 'off' }, flush: { full_every_ms: 60_000 } });
   });
 
   it('refuses credentials in a NATS server URL (the client ignores them) without echoing the secret', () => {
