@@ -124,12 +124,10 @@ export class Registry {
     return { ok: true, state: phase, transition: phase };
   }
 
-  /** Turns silent and over-drained workers `lost`. Cheap when no deadline has passed. */
   /** Whether some instance has a loss deadline (an `active` or `draining` one); false: detectLoss has nothing to do. */
-  lossPossible(): boolean {
-    return this.nextDeadline !== Infinity;
-  }
+  lossPossible(): boolean { return this.nextDeadline !== Infinity; }
 
+  /** Turns silent and over-drained workers `lost`. Cheap when no deadline has passed. */
   detectLoss(t: Instant): LossEvent[] {
     if (t.mono < this.nextDeadline) return [];
     const events: LossEvent[] = [];
@@ -199,24 +197,15 @@ export class Registry {
     return restored.length;
   }
 
-  /**
-   * Brings back retired instances after a restart (from the state directory),
-   * each `ageMs` old at `t`, so their beats stay suppressed for the rest of the
-   * retention; those older than it are skipped.
-   */
+  /** Brings back retired instances after a restart, each `ageMs` old at `t`: suppressed for the rest of their retention. */
   restoreTombstones(list: readonly RetiredInstance[], t: Instant): void {
     this.store.tombstones.restore(list, t.mono);
   }
 
   /** Delta pings: `sink` hears of every state change and every change of `status`, `meta` or `interval_ms`. */
-  watch(sink: ChangeSink): void {
-    this.changes = sink;
-  }
-
+  watch(sink: ChangeSink): void { this.changes = sink; }
   /** Whether `e` is still tracked (neither removed nor dropped). */
-  holds(e: Entry): boolean {
-    return this.store.find(e.worker, e.instance) === e;
-  }
+  holds(e: Entry): boolean { return this.store.find(e.worker, e.instance) === e; }
 
   // Views and upkeep: see EntryStore.
   prune(t: Instant): { tombstones: number; lost: number } { return this.store.prune(t); }
