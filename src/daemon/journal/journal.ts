@@ -16,13 +16,10 @@
  * live set; it keeps the retire records younger than the retention, at most
  * `maxRetired`.
  *
- * The file itself (reading, appending, rewriting) is `journal-file.ts`;
- * this module is its lifecycle, the state-dir lock and the group commit.
- *
- * Reading is forgiving: a torn last line (a crash mid-write), a bad checksum
- * or a record that does not parse is dropped and counted, every whole record
- * is kept, and the file is rewritten clean before anything is appended. A bad
- * journal is a warning, never a crash loop.
+ * The file itself is `journal-file.ts`; this module is its lifecycle, the
+ * state-dir lock and the group commit. Reading is forgiving: a torn last line,
+ * a bad checksum or an unparseable record is dropped and counted, the file is
+ * rewritten clean before anything is appended: a warning, never a crash loop.
  */
 import { mkdir, rm } from 'node:fs/promises';
 import path from 'node:path';
