@@ -1,5 +1,5 @@
 /**
- * `npm run bench [-- --quick] [-- --only ingest,load,latency,cost,stop,idle,opencti,receiver] [-- --profile DIR]`
+ * `npm run bench [-- --quick] [-- --only ingest,load,latency,cost,stop,idle,opencti,delta,receiver] [-- --profile DIR]`
  *
  * Starts its own nats-server (free port, 127.0.0.1) and platform stubs, runs
  * the sections, prints a table and writes bench/results.json (a run limited
@@ -10,6 +10,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { startNatsServer, startPlatformStub } from '../testing/index.js';
 import { benchCost } from './cost.js';
+import { benchDelta } from './delta.js';
 import { benchIdle } from './idle.js';
 import { benchIngest } from './ingest.js';
 import { benchLatency } from './latency.js';
@@ -20,7 +21,7 @@ import { benchStop } from './stop.js';
 import { machineInfo } from './lib/machine.js';
 import { table, type Figure, type SectionResult } from './lib/report.js';
 
-const SECTIONS = ['ingest', 'load', 'latency', 'cost', 'stop', 'idle', 'opencti', 'receiver'] as const;
+const SECTIONS = ['ingest', 'load', 'latency', 'cost', 'stop', 'idle', 'opencti', 'delta', 'receiver'] as const;
 type Section = (typeof SECTIONS)[number];
 
 function parseArgs(argv: string[]): { quick: boolean; only: Section[]; profileDir?: string } {
@@ -76,6 +77,11 @@ try {
       results.cost = await benchCost({
         natsUrl: nats.url, sizes: args.quick ? [1_000, 10_000] : [1_000, 10_000, 100_000], daemonSizes: args.quick ? [10_000] : [1_000, 10_000, 100_000],
         beats: args.quick ? 50_000 : 300_000,
+      });
+    } else if (section === 'delta') {
+      results.delta = await benchDelta({
+        sizes: [10, 100, 1000, 10_000], churnSizes: args.quick ? [1000] : [1000, 10_000],
+        directSample: args.quick ? 1000 : 5000, buildReps: args.quick ? 50 : 200,
       });
     } else if (section === 'idle') {
       results.idle = await benchIdle({

@@ -24,7 +24,7 @@ usage:
                                       a writable state_dir), --for file only the values
   hbagg demo [--duration SECONDS] [--workers N] [--nats URL] [--log FILE]
                                       see it work: NATS, the daemon, simulated workers and a platform in one process
-  hbagg receive [--port N] [--host HOST] [--next-interval-ms N] [--token TOKEN] [--json]
+  hbagg receive [--port N] [--host HOST] [--next-interval-ms N] [--token TOKEN] [--json] [--no-delta]
                 [--store nats://HOST:PORT[,...]] [--bucket NAME] [--replicas N]
                                       the reference platform receiver: validates pings, prints what it learns
                                       (the token can come from HBAGG_RECEIVER_TOKEN instead); with --store,
@@ -240,7 +240,7 @@ async function fleet(args: string[]): Promise<number> {
 async function receive(args: string[]): Promise<number> {
   const values = flags('receive', args, {
     port: { type: 'string' }, host: { type: 'string' }, 'next-interval-ms': { type: 'string' },
-    token: { type: 'string' }, json: { type: 'boolean' },
+    token: { type: 'string' }, json: { type: 'boolean' }, 'no-delta': { type: 'boolean' },
     store: { type: 'string' }, bucket: { type: 'string' }, replicas: { type: 'string' },
   });
   if (!values) return 2;
@@ -270,6 +270,7 @@ async function receive(args: string[]): Promise<number> {
       logger: stderrLogger(),
       nextIntervalMs: typeof next === 'number' ? next : undefined,
       token: values.token ?? process.env['HBAGG_RECEIVER_TOKEN'],
+      delta: values['no-delta'] !== true,
       onEvent: (e) => console.log(json ? JSON.stringify(e) : `${new Date(e.at).toISOString()} ${formatEvent(e)}`),
     });
   } catch (err) {

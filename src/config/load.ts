@@ -54,6 +54,8 @@ const ENV_VARS: readonly (readonly [name: string, path: readonly string[], kind:
   ['HBAGG_MIN_INTERVAL_MS', ['flush', 'min_interval_ms'], 'int'],
   ['HBAGG_MAX_INTERVAL_MS', ['flush', 'max_interval_ms'], 'int'],
   ['HBAGG_URGENT_FLUSH_MS', ['flush', 'urgent_flush_ms'], 'int'],
+  ['HBAGG_FULL_EVERY_MS', ['flush', 'full_every_ms'], 'int'],
+  ['HBAGG_DELTA', ['platform', 'delta'], 'string'],
   ['HBAGG_LOST_AFTER_MIN_MS', ['workers', 'lost_after_min_ms'], 'int'],
   ['HBAGG_MAX_WORKERS', ['workers', 'max_workers'], 'int'],
   ['HBAGG_STATE_DIR', ['state_dir'], 'string'],
@@ -211,6 +213,7 @@ function compile(p: HbaggConfigParsed, tokenFromFile: string | undefined): Hbagg
       timeoutMs: p.platform.timeout_ms,
       maxBatchWorkers: p.platform.max_batch_workers,
       maxRetryAfterMs: p.platform.max_retry_after_ms,
+      delta: p.platform.delta,
       opencti: {
         pingEveryMs: p.platform.opencti.ping_every_ms,
         aliasesPerRequest: p.platform.opencti.aliases_per_request,
@@ -226,6 +229,7 @@ function compile(p: HbaggConfigParsed, tokenFromFile: string | undefined): Hbagg
       minIntervalMs: p.flush.min_interval_ms,
       maxIntervalMs: p.flush.max_interval_ms,
       urgentFlushMs: p.flush.urgent_flush_ms,
+      fullEveryMs: p.flush.full_every_ms,
     },
     workers: {
       lostAfterMinMs: p.workers.lost_after_min_ms,

@@ -39,6 +39,7 @@ export function redactConfig(cfg: HbaggConfig): object {
       timeout_ms: cfg.platform.timeoutMs,
       max_batch_workers: cfg.platform.maxBatchWorkers,
       max_retry_after_ms: cfg.platform.maxRetryAfterMs,
+      delta: cfg.platform.delta,
       opencti: {
         ping_every_ms: cfg.platform.opencti.pingEveryMs,
         aliases_per_request: cfg.platform.opencti.aliasesPerRequest,
@@ -56,6 +57,7 @@ export function redactConfig(cfg: HbaggConfig): object {
       min_interval_ms: cfg.flush.minIntervalMs,
       max_interval_ms: cfg.flush.maxIntervalMs,
       urgent_flush_ms: cfg.flush.urgentFlushMs,
+      full_every_ms: cfg.flush.fullEveryMs,
     },
     workers: {
       lost_after_min_ms: cfg.workers.lostAfterMinMs,

@@ -94,6 +94,8 @@ const platformSchema = z
     max_batch_workers: int(1, 100_000).default(1000),
     /** Default 600000 (10 min). */
     max_retry_after_ms: int(1000, DAY).default(600_000),
+    /** Delta pings (PROTOCOL.md 1.6): `auto` sends them when the platform offers them; `off` sends v1 pings. Default `auto`. */
+    delta: z.enum(['auto', 'off'], { error: 'must be "auto" or "off"' }).default('auto'),
     opencti: openctiSchema.prefault({}),
   })
   .superRefine((platform, ctx) => {
@@ -130,6 +132,8 @@ const flushSchema = z
     max_interval_ms: int(10, HOUR).default(30_000),
     /** Default 50. */
     urgent_flush_ms: int(0, HOUR).default(50),
+    /** With delta pings, a full ping at least this often. Default 300000 (5 min). */
+    full_every_ms: int(1000, DAY).default(300_000),
   })
   .superRefine((flush, ctx) => {
     // A value already out of its own range is the root cause: comparing it with another key adds only noise.

@@ -50,6 +50,8 @@ export interface PlatformConfig {
   maxBatchWorkers: number;
   /** Upper clamp on a platform's Retry-After. Default 600000 (10 min). */
   maxRetryAfterMs: number;
+  /** `auto`: delta pings when the platform offers them (contract 1.6); `off`: v1 pings only. Default `auto`. */
+  delta: 'auto' | 'off';
   /** Settings of kind `opencti`. */
   opencti: OpenCtiConfig;
 }
@@ -74,6 +76,8 @@ export interface FlushConfig {
   maxIntervalMs: number;
   /** A transition is pinged within this long. Default 50. */
   urgentFlushMs: number;
+  /** With delta pings, a full ping at least this often. Default 300000. */
+  fullEveryMs: number;
 }
 
 export interface WorkersConfig {

@@ -2,8 +2,9 @@
  * Building one ping from the registry's entries: split into parts of at most
  * `partSize` entries that share `seq`, each with its own id. Pure.
  */
-import type { Ping, PingWorker } from '../protocol/schemas.js';
+import type { Ping, PingMode, PingWorker } from '../protocol/schemas.js';
 import type { SentRecord } from './registry.js';
+import type { RosterValue } from './roster.js';
 
 export interface DaemonInfo {
   node: string;
@@ -25,6 +26,8 @@ export interface BatchInput {
   sentAt: number;
   nextPingWithinMs: number;
   final: boolean;
+  /** contract 1.6 (absent when deltas are off: a v1 ping): the same in every part; `roster` is after the whole ping. */
+  delta?: { mode: PingMode; base?: number; roster: RosterValue };
 }
 
 export function batchId(info: DaemonInfo, seq: number, part: number, parts: number): string {
@@ -51,7 +54,10 @@ export function buildPing(info: DaemonInfo, input: BatchInput): PingPart[] {
           sent_at: input.sentAt,
           next_ping_within_ms: input.nextPingWithinMs,
           final: input.final,
+          ...(input.delta === undefined ? {} : { mode: input.delta.mode }),
+          ...(input.delta?.base === undefined ? {} : { base: input.delta.base }),
         },
+        ...(input.delta === undefined ? {} : { roster: input.delta.roster }),
         workers: input.workers.slice(from, from + size),
       },
       sent: input.sent.slice(from, from + size),

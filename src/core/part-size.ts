@@ -100,7 +100,13 @@ export class RefusedEntries {
     this.bytes.set(key, Math.min(bytes, this.bytes.get(key) ?? Infinity));
   }
 
-  /** `workers`/`sent` without refused entries; forgets refused instances no longer listed. */
+  /** Whether `w` is left out of pings (refused, still live and about as large). */
+  omits(w: PingWorker, sizeOf: (w: PingWorker) => number): boolean {
+    const refused = this.bytes.get(entryKey(w.worker, w.instance));
+    return refused !== undefined && (w.state === 'active' || w.state === 'draining') && sizeOf(w) > refused * 0.9;
+  }
+
+  /** `workers`/`sent` without refused entries; forgets refused instances no longer listed (give it a full list). */
   filter(
     workers: readonly PingWorker[],
     sent: readonly SentRecord[],

@@ -17,6 +17,7 @@
  * moves to `displaced`, so its report is not lost either.
  */
 import type { Beat, Leave, PingWorker, WorkerState } from '../protocol/schemas.js';
+import { changesListed, type ChangeSink } from './delta.js';
 import { EntryStore } from './entry-store.js';
 import {
   isTerminal, leftAs, retiredText, toPingWorker,
@@ -44,6 +45,8 @@ export class Registry {
   private readonly live: Map<string, Entry>;
   /** Earliest deadline of any entry (may be early, never late). */
   private nextDeadline = Infinity;
+  /** Told of every change a delta ping must carry (delta.ts); none when deltas are off. */
+  private changes: ChangeSink | undefined;
 
   constructor(private readonly opts: RegistryOptions) {
     this.store = new EntryStore(opts);
@@ -121,12 +124,10 @@ export class Registry {
     return { ok: true, state: phase, transition: phase };
   }
 
-  /** Turns silent and over-drained workers `lost`. Cheap when no deadline has passed. */
   /** Whether some instance has a loss deadline (an `active` or `draining` one); false: detectLoss has nothing to do. */
-  lossPossible(): boolean {
-    return this.nextDeadline !== Infinity;
-  }
+  lossPossible(): boolean { return this.nextDeadline !== Infinity; }
 
+  /** Turns silent and over-drained workers `lost`. Cheap when no deadline has passed. */
   detectLoss(t: Instant): LossEvent[] {
     if (t.mono < this.nextDeadline) return [];
     const events: LossEvent[] = [];
@@ -196,14 +197,15 @@ export class Registry {
     return restored.length;
   }
 
-  /**
-   * Brings back retired instances after a restart (from the state directory),
-   * each `ageMs` old at `t`, so their beats stay suppressed for the rest of the
-   * retention; those older than it are skipped.
-   */
+  /** Brings back retired instances after a restart, each `ageMs` old at `t`: suppressed for the rest of their retention. */
   restoreTombstones(list: readonly RetiredInstance[], t: Instant): void {
     this.store.tombstones.restore(list, t.mono);
   }
+
+  /** Delta pings: `sink` hears of every state change and every change of `status`, `meta` or `interval_ms`. */
+  watch(sink: ChangeSink): void { this.changes = sink; }
+  /** Whether `e` is still tracked (neither removed nor dropped). */
+  holds(e: Entry): boolean { return this.store.find(e.worker, e.instance) === e; }
 
   // Views and upkeep: see EntryStore.
   prune(t: Instant): { tombstones: number; lost: number } { return this.store.prune(t); }
@@ -226,6 +228,7 @@ export class Registry {
   private enter(e: Entry, state: WorkerState, t: Instant, reason?: string, drainMs = this.opts.defaultDrainTimeoutMs): void {
     e.gen++;
     e.state = state;
+    this.changes?.changed(e);
     e.since = t.wall;
     e.reason = reason;
     e.unacked = isTerminal(state);
@@ -250,6 +253,7 @@ export class Registry {
 
   /** Latest fields win. */
   private absorb(e: Entry, beat: Partial<Beat> & Pick<Beat, 'seq' | 'interval_ms'>, t: Instant): void {
+    if (this.changes !== undefined && changesListed(e, beat)) this.changes.changed(e);
     e.seq = beat.seq;
     e.lastSeen = t.wall;
     e.intervalMs = beat.interval_ms;

@@ -7,7 +7,7 @@ import { REJECT_REASONS, type RejectReason } from '../protocol/decode.js';
 import type { WorkerState } from '../protocol/schemas.js';
 import { LOOP_SAMPLE_MS, type LoopDelay } from './http/event-loop.js';
 
-export type PingMetricOutcome = 'accepted' | 'throttled' | 'too_large' | 'rejected' | 'failed';
+export type PingMetricOutcome = 'accepted' | 'resync' | 'throttled' | 'too_large' | 'rejected' | 'failed';
 
 export interface MetricsSources {
   workersByState(): Record<WorkerState, number>;
@@ -27,6 +27,7 @@ export class Metrics {
   readonly pings: Counter<'outcome'>;
   readonly pingDuration: Histogram;
   readonly pingBytes: Counter;
+  readonly pingModes: Counter<'mode'>;
   /** Entries the platform refused alone with a 413 (issue 11): dropped from retries, by their state. */
   readonly entriesRejected: Counter<'state'>;
   readonly transitions: Counter<'kind'>;
@@ -64,6 +65,12 @@ export class Metrics {
       registers,
     });
     this.pingBytes = new Counter({ name: 'hbagg_ping_bytes_total', help: 'Bytes of ping bodies sent', registers });
+    this.pingModes = new Counter({
+      name: 'hbagg_ping_parts_total',
+      help: 'Ping requests sent, by mode (full, delta; v1 when deltas are off)',
+      labelNames: ['mode'],
+      registers,
+    });
     this.entriesRejected = new Counter({
       name: 'hbagg_ping_entries_rejected_total',
       help: 'Ping entries the platform refused alone as too large (413), by state; they are not retried',

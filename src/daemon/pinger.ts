@@ -5,9 +5,10 @@
  */
 import type { Logger } from 'pino';
 import { buildPing, type DaemonInfo, type PingPart } from '../core/batch.js';
+import { DeltaTracker, type DeltaSource } from '../core/delta.js';
 import { PROMISE_SLACK_MS, type Pacer, type PingOutcome } from '../core/pacer.js';
 import { leaseMs, PartSize, RefusedEntries, REGROW_AFTER_INTERVALS } from '../core/part-size.js';
-import type { Registry } from '../core/registry.js';
+import { toPingWorker, type Registry } from '../core/registry.js';
 import type { Clock, Instant } from '../core/time.js';
 import { jsonByteLength } from './json-size.js';
 import type { Metrics } from './metrics.js';
@@ -31,6 +32,11 @@ export interface PingerDeps {
   maxIntervalMs: number;
   /** How often a continuing platform outage is logged again (default 30 s). */
   outageLogEveryMs?: number;
+  /**
+   * Delta pings (contract 1.6): a full ping at least this often (`flush.full_every_ms`);
+   * absent when `platform.delta` is `off`: every ping is a v1 ping.
+   */
+  fullEveryMs?: number;
   /** Called after a ping part is accepted (the journal records what was delivered). */
   onAccepted?(): void;
   /** Awaited before a ping is sent: makes the terminal states it carries durable first (the journal). */
@@ -50,6 +56,8 @@ export class Pinger {
   private readonly partSize: PartSize;
   /** Entries the platform refused alone (413): left out while unchanged. */
   private readonly refused = new RefusedEntries();
+  /** Full or delta, and what a delta lists (none with `platform.delta: off`). */
+  private readonly delta: DeltaTracker | undefined;
   private readonly platformLog: PlatformLog;
   private timer: NodeJS.Timeout | undefined;
   private running: Promise<void> | undefined;
@@ -62,6 +70,9 @@ export class Pinger {
   lastAcceptedWall: number | undefined;
 
   constructor(private readonly d: PingerDeps) {
+    // The registry tells the tracker of every change a delta must carry.
+    this.delta = d.fullEveryMs === undefined ? undefined : new DeltaTracker({ fullEveryMs: d.fullEveryMs });
+    if (this.delta !== undefined) d.registry.watch(this.delta);
     this.partSize = new PartSize({ max: d.maxBatchWorkers, regrowAfterMs: REGROW_AFTER_INTERVALS });
     this.platformLog = new PlatformLog({ log: d.log, url: d.client.printableUrl, everyMs: d.outageLogEveryMs });
   }
@@ -126,13 +137,13 @@ export class Pinger {
   }
 
   private async pingOnce(final: boolean): Promise<void> {
-    const { registry, pacer, clock, metrics, log } = this.d;
+    const { pacer, clock } = this.d;
     const start = clock();
     const promise = pacer.start(start.mono);
-    const collected = registry.collect();
-    const { workers, sent } = this.refused.filter(collected.workers, collected.sent, (w) => jsonByteLength(w));
-    await this.d.beforeSend?.();
     const seq = ++this.seq;
+    const plan = this.delta?.plan(this.deltaSource, seq, start.mono, final);
+    const { workers, sent } = plan ?? this.deltaSource.collect();
+    await this.d.beforeSend?.();
     // Parts go one after another: each may take a full timeout before the next ping can start.
     const count = Math.max(1, Math.ceil(workers.length / this.partSize.current));
     const within = leaseMs({
@@ -140,7 +151,19 @@ export class Pinger {
     });
     const parts = buildPing(this.d.info, {
       seq, workers, sent, partSize: this.partSize.current, sentAt: start.wall, nextPingWithinMs: within, final,
+      ...(plan === undefined ? {} : { delta: { mode: plan.mode, base: plan.base, roster: plan.roster } }),
     });
+    let complete = false;
+    try {
+      complete = await this.sendParts(parts);
+    } finally {
+      this.delta?.finish(complete);
+    }
+  }
+
+  /** Sends the parts in order; returns whether every one was accepted. */
+  private async sendParts(parts: PingPart[]): Promise<boolean> {
+    const { registry, pacer, clock, metrics, log } = this.d;
     let outcome: PingOutcome = { kind: 'accepted' };
     for (const part of parts) {
       const body = JSON.stringify(part.body);
@@ -148,10 +171,12 @@ export class Pinger {
       metrics.pings.inc({ outcome: res.outcome });
       metrics.pingDuration.observe(res.durationMs / 1000);
       metrics.pingBytes.inc(Buffer.byteLength(body));
+      metrics.pingModes.inc({ mode: part.body.batch.mode ?? 'v1' });
       const now = clock();
       this.last = { atWall: now.wall, atMono: now.mono, outcome: res.outcome, status: res.status, error: res.error };
       if (res.outcome === 'accepted') {
         registry.acknowledge(part.sent, this.d.registryClock?.() ?? now);
+        this.delta?.accepted(part.sent, res);
         this.lastAcceptedWall = now.wall;
         this.platformLog.accepted();
         this.d.onAccepted?.();
@@ -159,6 +184,13 @@ export class Pinger {
         continue;
       }
       const ctx = { batch: part.body.batch.id, status: res.status, error: res.error, workers: part.body.workers.length };
+      if (res.outcome === 'resync' && this.delta !== undefined && part.body.batch.mode === 'delta') {
+        // A 409 to a delta is not a failure: the full ping goes out at once (a 409 to a full ping is one).
+        this.delta.conflict();
+        log.info(ctx, 'platform asked for a full ping (409); sending one now');
+        pacer.resize(now.mono);
+        return false;
+      }
       if (res.outcome === 'too_large') {
         const verdict = this.partSize.tooLarge(part.body.workers.length, now.mono, Buffer.byteLength(body));
         if (verdict.kind !== 'not-size') {
@@ -166,7 +198,7 @@ export class Pinger {
           else log.warn({ ...ctx, part_size: verdict.size }, 'platform said the ping is too large; resending in smaller parts');
           // Rebuilt from the current state (smaller parts, or without the refused entry), paced.
           pacer.resize(now.mono);
-          return;
+          return false;
         }
       }
       this.platformLog.failed(res, { ...ctx, failures: pacer.consecutiveFailures() + 1 });
@@ -179,7 +211,22 @@ export class Pinger {
     const end = clock().mono;
     if (outcome.kind === 'accepted') this.partSize.accepted(end);
     pacer.finish(end, outcome, Math.random);
+    return outcome.kind === 'accepted';
   }
+
+  /**
+   * The registry as pings see it: without the entries the platform refused
+   * alone (413). A delta leaves them out too, and so does the roster, so the
+   * platform's view and the roster agree.
+   */
+  private readonly deltaSource: DeltaSource = {
+    collect: () => {
+      const c = this.d.registry.collect();
+      const { workers, sent } = this.refused.filter(c.workers, c.sent, (w) => jsonByteLength(w));
+      return { workers, sent };
+    },
+    holds: (e) => this.d.registry.holds(e) && !(this.refused.size > 0 && this.refused.omits(toPingWorker(e), jsonByteLength)),
+  };
 
   /**
    * The platform refused a part holding one entry: it will not take that
@@ -202,6 +249,7 @@ export class Pinger {
     );
     if (terminal) {
       this.d.registry.acknowledge(part.sent, this.d.registryClock?.() ?? now);
+      this.delta?.delivered(part.sent);
       this.d.onAccepted?.();
     } else {
       this.refused.refuse(w.worker, w.instance, bytes);

@@ -8,13 +8,17 @@ import { PlatformAnswer } from '../protocol/schemas.js';
 import { redactUrl } from '../util/redact-url.js';
 import { post, PostError } from './http-post.js';
 
-export type SendOutcome = 'accepted' | 'throttled' | 'too_large' | 'rejected' | 'failed';
+/** `resync`: a 409 (contract 1.6), the platform wants a full ping at once; not a failure. */
+export type SendOutcome = 'accepted' | 'resync' | 'throttled' | 'too_large' | 'rejected' | 'failed';
 
 export interface SendResult {
   outcome: SendOutcome;
   status?: number;
   retryAfterMs?: number;
   nextIntervalMs?: number;
+  /** contract 1.6, from a 2xx body: `delta` offers delta pings, `resync` asks for a full one. */
+  delta?: boolean;
+  resync?: boolean;
   /** Why it failed, for logs: the error, or the status and the start of the body. */
   error?: string;
   /** The connection was refused: the request reached no application (the pacer retries these sooner). */
@@ -120,18 +124,24 @@ export class PlatformClient {
 
 function classify(status: number, retryAfter: string | null, text: string): Omit<SendResult, 'durationMs'> {
   if (status >= 200 && status < 300) {
-    let nextIntervalMs: number | undefined;
+    const out: Omit<SendResult, 'durationMs'> = { outcome: 'accepted' };
     if (text.trim().startsWith('{')) {
       try {
         const parsed = PlatformAnswer.safeParse(JSON.parse(text));
-        if (parsed.success) nextIntervalMs = parsed.data.next_interval_ms;
+        if (parsed.success) {
+          const a = parsed.data;
+          if (a.next_interval_ms !== undefined) out.nextIntervalMs = a.next_interval_ms;
+          if (a.delta !== undefined) out.delta = a.delta;
+          if (a.resync !== undefined) out.resync = a.resync;
+        }
       } catch {
         // A 2xx with an unreadable body is still an acceptance.
       }
     }
-    return nextIntervalMs === undefined ? { outcome: 'accepted' } : { outcome: 'accepted', nextIntervalMs };
+    return out;
   }
   const error = `HTTP ${status}: ${text.slice(0, MAX_BODY_LOGGED)}`;
+  if (status === 409) return { outcome: 'resync', error };
   if (status === 429 || status === 503) {
     const retryAfterMs = parseRetryAfter(retryAfter, Date.now());
     return retryAfterMs === undefined ? { outcome: 'throttled', error } : { outcome: 'throttled', retryAfterMs, error };

@@ -4,9 +4,9 @@
  * a test fails when the committed files drift from the zod schemas.
  */
 import { z } from 'zod';
-import { Beat, Leave, LeaveReply, Ping } from './schemas.js';
+import { Beat, Leave, LeaveReply, Ping, PlatformAnswer } from './schemas.js';
 
-export const WIRE_SCHEMAS = { beat: Beat, leave: Leave, 'leave-reply': LeaveReply, ping: Ping } as const;
+export const WIRE_SCHEMAS = { beat: Beat, leave: Leave, 'leave-reply': LeaveReply, ping: Ping, 'platform-answer': PlatformAnswer } as const;
 
 export function jsonSchemas(): Record<keyof typeof WIRE_SCHEMAS, object> {
   const out = {} as Record<keyof typeof WIRE_SCHEMAS, object>;

@@ -94,6 +94,16 @@ export const PingWorker = z.object({
 });
 export type PingWorker = z.infer<typeof PingWorker>;
 
+export const PingMode = z.enum(['full', 'delta']);
+export type PingMode = z.infer<typeof PingMode>;
+
+/** 1.6: count and XOR digest of a node's `active` and `draining` entries (core/roster.ts). */
+export const Roster = z.object({
+  count: z.number().int().min(0),
+  xor: z.string().regex(/^[0-9a-f]{16}$/, 'must be 16 lowercase hex digits'),
+});
+export type Roster = z.infer<typeof Roster>;
+
 export const Ping = z.object({
   v: Version,
   node: z.string().min(1),
@@ -106,10 +116,22 @@ export const Ping = z.object({
     sent_at: z.number().int(),
     next_ping_within_ms: z.number().int().min(0),
     final: z.boolean(),
+    /** 1.6: `full` lists every live entry, `delta` what changed since `base`. Absent: a v1 daemon (full). */
+    mode: PingMode.optional(),
+    /** contract 1.6, deltas only: the `seq` of the last ping of this daemon instance accepted completely. */
+    base: z.number().int().min(0).optional(),
   }),
+  /** 1.6: the node's live entries after this ping is applied. */
+  roster: Roster.optional(),
   workers: z.array(PingWorker),
 });
 export type Ping = z.infer<typeof Ping>;
 
 /** The platform's optional 2xx body. */
-export const PlatformAnswer = z.object({ next_interval_ms: z.number().int().min(0).optional() });
+export const PlatformAnswer = z.object({
+  next_interval_ms: z.number().int().min(0).optional(),
+  /** 1.6: the platform takes delta pings (from the next ping on, while every 2xx says so). */
+  delta: z.boolean().optional(),
+  /** 1.6: the platform's view diverged; the next ping must be full. */
+  resync: z.boolean().optional(),
+});

@@ -12,3 +12,4 @@ export { memoryStore } from './store/memory.js';
 export { jetstreamStore, nodeToken, type JetStreamStoreOptions } from './store/jetstream.js';
 export { StoreUnavailableError, type ReceiverStore, type StoredNode } from './store/types.js';
 export { formatEvent } from './format.js';
+export { DeltaViews, NodeView as DeltaNodeView, type DeltaVerdict } from './delta.js';

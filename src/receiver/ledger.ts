@@ -152,7 +152,8 @@ function applyNode(
 /** Once every part of one ping of the new daemon instance is in, workers it did not list are lost. */
 function settleRestart(rec: NodeRecord, ping: Ping, t: Instant, events: RecordEvent[], nextId: () => string): void {
   const r = rec.restart;
-  if (r === undefined || r.daemon !== ping.daemon.instance) return;
+  // Only a full ping lists every live worker (a delta lists what changed).
+  if (r === undefined || r.daemon !== ping.daemon.instance || ping.batch.mode === 'delta') return;
   if (r.seq !== ping.batch.seq) {
     // Parts of an earlier ping went missing (its retry is rebuilt under a new seq): every ping is complete, start over.
     Object.assign(r, { seq: ping.batch.seq, parts: ping.batch.parts, seen: [], listed: [] });

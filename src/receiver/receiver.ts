@@ -7,8 +7,9 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { performance } from 'node:perf_hooks';
 import type { Instant } from '../core/time.js';
-import type { WorkerState } from '../protocol/schemas.js';
+import type { Ping, WorkerState } from '../protocol/schemas.js';
 import { StepRunner } from '../util/index.js';
+import { DeltaViews } from './delta.js';
 import type { LedgerOptions, ReceiverEvent } from './ledger.js';
 import { createMetrics } from './metrics.js';
 import { authorized, parsePing, readBody, type Answer } from './ping-request.js';
@@ -34,8 +35,15 @@ export interface CreateReceiverOptions {
   store?: ReceiverStore;
   /** When set, pings and the `/v1` routes need `authorization: Bearer <one of them>` (401 otherwise). */
   tokens?: string | readonly string[];
-  /** Reserved for delta pings (designed separately; no effect yet). Default true. */
+  /**
+   * Offer delta pings (docs/PROTOCOL.md 3.1) in every 2xx answer, and check them. Default true.
+   * A node's delta view lives in the replica that took its last full ping: behind a load
+   * balancer without affinity, a delta that reaches another replica gets a 409 and the daemon
+   * sends a full ping (correct, just not smaller); use affinity by node or `delta: false`.
+   */
   delta?: boolean;
+  /** Called with every ping (part) applied, its size in bytes and the answer's body (tests and benches). */
+  onPing?(ping: Ping, bytes: number, answer: Record<string, unknown>): void;
   /** Sent in every 2xx answer as `{"next_interval_ms": N}`: a floor on the daemon's ping gap. */
   nextIntervalMs?: number;
   /** Sent as `Retry-After` (seconds) with a 503 when the store does not answer. Default 2. */
@@ -57,8 +65,17 @@ export interface ReceiverCounts {
   pings: number;
   beats: number;
   duplicates: number;
+  /** Requests answered 4xx (a 409 to a delta included). */
   rejected: number;
   unavailable: number;
+  /** Entries listed over applied pings, and the bytes of their bodies. */
+  entries: number;
+  bytes: number;
+  /** Applied parts by mode (`v1`: no mode). */
+  modes: { full: number; delta: number; v1: number };
+  /** Deltas refused unapplied (409) and roster mismatches answered `resync: true`. */
+  conflicts: number;
+  resyncs: number;
 }
 
 export interface ReceiverHandler {
@@ -92,7 +109,11 @@ export async function createReceiver(opts: CreateReceiverOptions = {}): Promise<
   const emit = (events: readonly ReceiverEvent[]) => {
     for (const e of events) for (const l of listeners) l(e);
   };
-  const counts: ReceiverCounts = { pings: 0, beats: 0, duplicates: 0, rejected: 0, unavailable: 0 };
+  const counts: ReceiverCounts = {
+    pings: 0, beats: 0, duplicates: 0, rejected: 0, unavailable: 0, entries: 0, bytes: 0, modes: { full: 0, delta: 0, v1: 0 }, conflicts: 0, resyncs: 0,
+  };
+  const views = opts.delta === false ? undefined : new DeltaViews();
+  const gate = views === undefined ? undefined : (p: Ping) => views.apply(p);
   const metrics = createMetrics(() => store.all());
   const writer = new Writer({
     store, metrics, ledger: opts.ledger ?? {}, maxAttempts: opts.limits?.maxAttempts ?? 12, outboxGraceMs: 2_000,
@@ -109,24 +130,41 @@ export async function createReceiver(opts: CreateReceiverOptions = {}): Promise<
     return answer;
   };
 
-  const okBody = opts.nextIntervalMs === undefined ? { ok: true } : { ok: true, next_interval_ms: opts.nextIntervalMs };
+  const okBody: Record<string, unknown> = { ok: true };
+  if (opts.nextIntervalMs !== undefined) okBody.next_interval_ms = opts.nextIntervalMs;
+  if (views !== undefined) okBody.delta = true;
   const handlePing = async (req: IncomingMessage): Promise<Answer> => {
     if (!authorized(req, tokens)) return reject({ status: 401, body: { error: 'missing or wrong authorization: expected "Bearer <token>"' } });
-    const body = await readBody(req, maxBody);
-    if ('tooLarge' in body) return reject({ status: 413, body: { error: `body is ${body.tooLarge} bytes, at most ${maxBody}` } });
-    const parsed = parsePing(req, body.text);
+    const raw = await readBody(req, maxBody);
+    if ('tooLarge' in raw) return reject({ status: 413, body: { error: `body is ${raw.tooLarge} bytes, at most ${maxBody}` } });
+    const text = raw.text;
+    const parsed = parsePing(req, text);
     if (!parsed.ok) return reject(parsed.answer);
     const t = clock();
     const started = performance.now();
+    let body = okBody;
     try {
-      const result = await writer.apply(parsed.ping, t);
+      const result = await writer.apply(parsed.ping, t, gate);
       if (result.outcome === 'duplicate') {
         counts.duplicates++;
         metrics.duplicates.inc();
+      } else if (result.outcome === 'refused') {
+        counts.conflicts++;
+        // Not applied: a 409 asks for a full ping at once.
+        return reject({ status: 409, body: { error: result.reason, resync: true, delta: true } });
       } else {
+        const ping = parsed.ping;
         counts.pings++;
         metrics.applied.inc();
-        for (const w of parsed.ping.workers) counts.beats += w.beats;
+        counts.modes[ping.batch.mode ?? 'v1']++;
+        counts.entries += ping.workers.length;
+        counts.bytes += Buffer.byteLength(text);
+        for (const w of ping.workers) counts.beats += w.beats;
+        if (result.verdict?.kind === 'applied' && result.verdict.resync) {
+          counts.resyncs++;
+          body = { ...okBody, resync: true, ...(result.verdict.reason === undefined ? {} : { reason: result.verdict.reason }) };
+        }
+        opts.onPing?.(ping, Buffer.byteLength(text), body);
       }
     } catch (err) {
       if (!(err instanceof StoreUnavailableError)) throw err;
@@ -137,7 +175,7 @@ export async function createReceiver(opts: CreateReceiverOptions = {}): Promise<
     } finally {
       metrics.applySeconds.observe((performance.now() - started) / 1000);
     }
-    return { status: 200, body: okBody };
+    return { status: 200, body };
   };
 
   const queries = {
@@ -209,7 +247,7 @@ export async function createReceiver(opts: CreateReceiverOptions = {}): Promise<
       return () => void listeners.delete(listener);
     },
     ready,
-    counts: () => ({ ...counts }),
+    counts: () => ({ ...counts, modes: { ...counts.modes } }),
     metrics: () => metrics.registry.metrics(),
     close() {
       closing ??= (async () => {

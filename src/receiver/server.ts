@@ -6,7 +6,7 @@ import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { WorkerState } from '../protocol/schemas.js';
 import type { ReceiverEvent } from './ledger.js';
-import { createReceiver, type CreateReceiverOptions, type ReceiverHandler } from './receiver.js';
+import { createReceiver, type CreateReceiverOptions, type ReceiverCounts, type ReceiverHandler } from './receiver.js';
 import type { NodeView } from './views.js';
 
 export interface ReceiverOptions extends Omit<CreateReceiverOptions, 'tokens'> {
@@ -21,17 +21,8 @@ export interface ReceiverOptions extends Omit<CreateReceiverOptions, 'tokens'> {
   maxBodyBytes?: number;
 }
 
-export interface ReceiverStats {
-  /** Pings (parts) accepted, duplicates not counted. */
-  pings: number;
-  /** Sum of `beats` over accepted pings: every beat the daemon accepted, once. */
-  beats: number;
-  /** Requests answered 4xx. */
-  rejected: number;
-  /** Requests whose batch id was applied already. */
-  duplicates: number;
-  /** Pings answered 503 because the store did not answer. */
-  unavailable: number;
+/** The handler's counts (pings, beats, rejected, duplicates, unavailable, entries, bytes, modes, conflicts, resyncs), plus: */
+export interface ReceiverStats extends ReceiverCounts {
   nodes: { alive: number; expired: number; final: number };
   /** Current worker instances by state, over all nodes. */
   workers: Record<WorkerState, number>;

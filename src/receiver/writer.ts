@@ -10,6 +10,7 @@
  * crash in between) publishes it again, and the stream drops repeats by id.
  */
 import type { Ping } from '../protocol/schemas.js';
+import type { DeltaVerdict } from './delta.js';
 import type { Instant } from '../core/time.js';
 import { applyPing, expireNode, type LedgerOptions, type RecordEvent } from './ledger.js';
 import type { ReceiverMetrics } from './metrics.js';
@@ -38,7 +39,14 @@ export interface WriterDeps {
 /** A short random pause after a lost race, growing with each try, so the replica that keeps winning lets the other through. */
 const backoff = (attempt: number) => new Promise((resolve) => setTimeout(resolve, Math.random() * Math.min(100, 2 ** attempt)));
 
-export type ApplyOutcome = { outcome: 'applied'; events: RecordEvent[] } | { outcome: 'duplicate' };
+export type ApplyOutcome =
+  | { outcome: 'applied'; events: RecordEvent[]; verdict?: DeltaVerdict }
+  | { outcome: 'duplicate' }
+  /** A delta this replica cannot apply (docs/PROTOCOL.md 3.1): nothing written. */
+  | { outcome: 'refused'; reason: string };
+
+/** Checks a ping against the node's delta view once it is known not to be a duplicate (delta pings on). */
+export type DeltaGate = (ping: Ping) => DeltaVerdict;
 
 export class Writer {
   /** The last queued change of each node: changes of one node take turns within a replica. */
@@ -47,9 +55,9 @@ export class Writer {
   constructor(private readonly d: WriterDeps) {}
 
   /** Applies the ping; pings of one node are applied one after another here, so only other replicas conflict. */
-  apply(ping: Ping, t: Instant): Promise<ApplyOutcome> {
+  apply(ping: Ping, t: Instant, gate?: DeltaGate): Promise<ApplyOutcome> {
     const node = ping.node;
-    const run = (this.tails.get(node) ?? Promise.resolve()).then(() => this.applyNow(ping, t));
+    const run = (this.tails.get(node) ?? Promise.resolve()).then(() => this.applyNow(ping, t, gate));
     const tail = run.catch(() => undefined);
     this.tails.set(node, tail);
     void tail.then(() => {
@@ -58,16 +66,20 @@ export class Writer {
     return run;
   }
 
-  private async applyNow(ping: Ping, t: Instant): Promise<ApplyOutcome> {
+  private async applyNow(ping: Ping, t: Instant, gate?: DeltaGate): Promise<ApplyOutcome> {
     let cur = this.d.store.cached(ping.node);
+    let verdict: DeltaVerdict | undefined;
     for (let attempt = 1; attempt <= this.d.maxAttempts; attempt++) {
       const leftover = cur?.record.outbox !== undefined ? await this.flush(cur.record.outbox) : [];
       const result = applyPing(cur?.record, ping, t, this.d.ledger);
       if (result.duplicate) return { outcome: 'duplicate' };
+      // Once per ping, and only for one not applied before: a repeated part would read as out of order.
+      verdict ??= gate?.(ping);
+      if (verdict?.kind === 'conflict') return { outcome: 'refused', reason: verdict.reason };
       const committed = await this.commit(ping.node, cur, result.record, [...leftover, ...result.events], t);
       if (committed) {
         this.d.emit(result.events);
-        return { outcome: 'applied', events: result.events };
+        return { outcome: 'applied', events: result.events, ...(verdict === undefined ? {} : { verdict }) };
       }
       this.d.metrics.conflicts.inc();
       await backoff(attempt);

@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { rosterOf } from '../../src/core/roster.js';
 import type { Ping } from '../../src/protocol/schemas.js';
 import {
   natsClient,
@@ -125,5 +126,34 @@ describe('the platform side of the contract', () => {
     const [a, b] = await stub.waitForRequests(2, 10_000);
     expect(b!.receivedAt - a!.receivedAt).toBeGreaterThanOrEqual(1450);
     expect(body(a!).batch.next_ping_within_ms).toBeGreaterThanOrEqual(b!.receivedAt - a!.receivedAt);
+  });
+
+  it('sends deltas while every 2xx offers them; a 409 to a delta brings a full ping at once, not a backoff (PROTOCOL.md 3.1)', async () => {
+    const modes = (r: RecordedPing) => body(r).batch.mode;
+    const { d, stub } = await setup({}, { HBAGG_MIN_INTERVAL_MS: '100', HBAGG_MAX_INTERVAL_MS: '300' }, (s) =>
+      s.respondWith((_r, n) => (n === 3 ? { status: 409, body: { resync: true } } : n >= 6 ? { status: 200, body: {} } : { status: 200, body: { delta: true } })),
+    );
+    await beatAll(d, 3);
+    const reqs = await stub.waitForRequests(7, 15_000);
+    expect(reqs.slice(0, 7).map(modes)).toEqual(['full', 'delta', 'delta', 'full', 'delta', 'delta', 'full']);
+    // Every part carries the roster; the delta names the last completely accepted ping as its base.
+    expect(body(reqs[1]!).batch.base).toBe(body(reqs[0]!).batch.seq);
+    expect(body(reqs[1]!).roster).toEqual(rosterOf(['w0', 'w1', 'w2'].map((worker) => ({ worker, instance: 'a', state: 'active' as const }))));
+    // The full ping after the 409 is paced by min_interval_ms, not by backoff.
+    expect(reqs[3]!.receivedAt - reqs[2]!.receivedAt).toBeLessThan(1000);
+    const metrics = await (await fetch(`${d.base}/metrics`)).text();
+    expect(metrics).toMatch(/hbagg_pings_total\{outcome="resync"\} 1/);
+    expect(metrics).not.toMatch(/hbagg_pings_total\{outcome="(failed|rejected)"\}/);
+  });
+
+  it('sends v1 pings (no mode, no roster) with platform.delta off, even to a platform that offers deltas', async () => {
+    const { stub } = await setup({ platform: { delta: 'off' } }, { HBAGG_MIN_INTERVAL_MS: '100', HBAGG_MAX_INTERVAL_MS: '200' }, (s) =>
+      s.respondWith({ status: 200, body: { delta: true } }),
+    );
+    const reqs = await stub.waitForRequests(3, 10_000);
+    for (const r of reqs) {
+      expect(body(r).batch.mode).toBeUndefined();
+      expect(body(r).roster).toBeUndefined();
+    }
   });
 });

@@ -53,14 +53,14 @@ describe('reference receiver', () => {
   it('accepts a valid ping and reports the node and its workers as they appear', async () => {
     const r = await receiver();
     const answer = await post(r, ping([worker('w1'), worker('w2', { beats: 5 })]));
-    expect(answer).toEqual({ status: 200, body: { ok: true } });
+    expect(answer).toEqual({ status: 200, body: { ok: true, delta: true } });
     expect(changes(r.events)).toEqual(['node appeared', 'w1 appeared', 'w2 appeared']);
     expect(r.stats()).toMatchObject({ pings: 1, beats: 8, rejected: 0, workers: { active: 2 } });
   });
 
   it('answers next_interval_ms when it is configured', async () => {
     const r = await receiver({ nextIntervalMs: 5000 });
-    expect(await post(r, ping([]))).toEqual({ status: 200, body: { ok: true, next_interval_ms: 5000 } });
+    expect(await post(r, ping([]))).toEqual({ status: 200, body: { ok: true, next_interval_ms: 5000, delta: true } });
   });
 
   it('reports draining, stopped, restarted, lost and returned workers, once each', async () => {

@@ -34,11 +34,11 @@ describe('loadConfig', () => {
       nodeId: os.hostname(),
       nats: { servers: ['nats://127.0.0.1:4222'], subjectPrefix: 'hb', name: `hbagg-${os.hostname()}` },
       platform: {
-        kind: 'hbagg', timeoutMs: 5000, maxBatchWorkers: 1000, maxRetryAfterMs: 600_000,
+        kind: 'hbagg', timeoutMs: 5000, maxBatchWorkers: 1000, maxRetryAfterMs: 600_000, delta: 'auto',
         opencti: { pingEveryMs: 120_000, aliasesPerRequest: 1, deleteOnStop: false, connectors: {}, inactiveAfterMs: 300_000 },
       },
       http: { listen: '127.0.0.1:9470', host: '127.0.0.1', port: 9470, maxBodyBytes: 65_536, exposeMeta: false },
-      flush: { minIntervalMs: 1000, maxIntervalMs: 30_000, urgentFlushMs: 50 },
+      flush: { minIntervalMs: 1000, maxIntervalMs: 30_000, urgentFlushMs: 50, fullEveryMs: 300_000 },
       workers: {
         lostAfterMinMs: 3000,
         maxWorkers: 10_000,
@@ -75,7 +75,7 @@ describe('loadConfig', () => {
     expect(cfg.nats.servers).toEqual(['nats://a:4222', 'tls://b:4222']);
     expect(cfg.nats.subjectPrefix).toBe('file');
     expect(cfg.nats.name).toBe('hbagg-from-env');
-    expect(cfg.flush).toEqual({ minIntervalMs: 500, maxIntervalMs: 20_000, urgentFlushMs: 50 });
+    expect(cfg.flush).toEqual({ minIntervalMs: 500, maxIntervalMs: 20_000, urgentFlushMs: 50, fullEveryMs: 300_000 });
     expect(cfg.http).toMatchObject({ listen: '[::1]:9000', host: '::1', port: 9000 });
     expect(cfg.logLevel).toBe('debug');
   });
@@ -141,6 +141,16 @@ describe('loadConfig', () => {
     expect(() => loadConfig({ env: { HBAGG_MAX_WORKERS: '12.5' } })).toThrow(
       'HBAGG_MAX_WORKERS: expected an integer, got "12.5"',
     );
+  });
+
+  it('takes delta pings settings from the environment, and names a bad platform.delta', () => {
+    const cfg = loadConfig({ env: { HBAGG_DELTA: 'off', HBAGG_FULL_EVERY_MS: '60000' } });
+    expect(cfg.platform.delta).toBe('off');
+    expect(cfg.flush.fullEveryMs).toBe(60_000);
+    expect(() => loadConfig({ env: { HBAGG_DELTA: 'sometimes' } })).toThrow('HBAGG_DELTA: must be "auto" or "off"');
+    expect(issuesOf({ file: writeFile({ platform: { delta: 'yes' } }) })).toEqual([{ key: 'platform.delta', message: 'must be "auto" or "off"' }]);
+    // check-config shows them.
+    expect(redactConfig(cfg)).toMatchObject({ platform: { delta: 'off' }, flush: { full_every_ms: 60_000 } });
   });
 
   it('refuses credentials in a NATS server URL (the client ignores them) without echoing the secret', () => {

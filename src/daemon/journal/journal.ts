@@ -7,25 +7,19 @@
  * An append-only file of JSON lines, one record per line with its own CRC32
  * (the format: `journal-record.ts`).
  *
- * `sync()` diffs what must be durable (the registry's unaccepted terminal
- * entries and live instances) against what the file already holds and
- * appends only the difference. A retirement is an event instead (`retire()`): its record is
- * queued into the next commit, never diffed. Writes are group-committed:
- * every `sync()` asked for while a commit is being written joins the next
- * one, so a burst of events costs one write and one fdatasync, never one full
- * rewrite per event. Compaction (`journal-compact.ts`) rewrites the live set
- * to a temporary file, fsyncs it, renames it over the journal and fsyncs the
- * directory; it runs on a cron schedule (the daemon's) and whenever the
- * appended records outgrow the live set; of the retire records it keeps those
- * younger than the retention, at most `maxRetired` of them.
+ * `sync()` diffs what must be durable (unaccepted terminal entries, live
+ * instances) against the file and appends only the difference; a retirement
+ * (`retire()`) is an event queued into the next commit. Writes are
+ * group-committed: a burst of events costs one write and one fdatasync.
+ * Compaction (`journal-compact.ts`: temp file, fsync, rename, dir fsync) runs
+ * on the daemon's cron schedule and whenever the appended records outgrow the
+ * live set; it keeps the retire records younger than the retention, at most
+ * `maxRetired`.
  *
- * The file itself (reading, appending, rewriting) is `journal-file.ts`;
- * this module is its lifecycle, the state-dir lock and the group commit.
- *
- * Reading is forgiving: a torn last line (a crash mid-write), a bad checksum
- * or a record that does not parse is dropped and counted, every whole record
- * is kept, and the file is rewritten clean before anything is appended. A bad
- * journal is a warning, never a crash loop.
+ * The file itself is `journal-file.ts`; this module is its lifecycle, the
+ * state-dir lock and the group commit. Reading is forgiving: a torn last line,
+ * a bad checksum or an unparseable record is dropped and counted, the file is
+ * rewritten clean before anything is appended: a warning, never a crash loop.
  */
 import { mkdir, rm } from 'node:fs/promises';
 import path from 'node:path';
