@@ -218,4 +218,19 @@ describe('reference receiver', () => {
       await receiver.close();
     }
   });
+
+  it('takes a repeated full ping as a duplicate, not as a part out of order, so the next delta still applies', async () => {
+    const r = await receiver();
+    const full = ping([worker('w1')], { seq: 1, mode: 'full' }, 'node-d', 'dd');
+    expect((await post(r, full)).status).toBe(200);
+    expect((await post(r, full)).status).toBe(200);
+    const delta = ping([], { seq: 2, mode: 'delta', base: 1 }, 'node-d', 'dd');
+    expect(await post(r, delta)).toEqual({ status: 200, body: { ok: true, delta: true } });
+    expect(r.stats()).toMatchObject({ duplicates: 1, conflicts: 0, modes: { full: 1, delta: 1, v1: 0 } });
+    // Another receiver never saw the full ping: it refuses the delta.
+    const other = await receiver();
+    const refused = await post(other, ping([], { seq: 3, mode: 'delta', base: 1 }, 'node-d', 'dd'));
+    expect(refused.status).toBe(409);
+    expect(refused.body).toMatchObject({ resync: true });
+  });
 });
