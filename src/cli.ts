@@ -7,11 +7,8 @@ import { parseArgs } from 'node:util';
 import { checkForRun, ConfigError, loadConfig, redactConfig, type ConfigIssue } from './config/index.js';
 import { Daemon, VERSION } from './daemon/daemon.js';
 import { createLogger } from './daemon/logger.js';
-import { Demo, DemoStoppedError } from './demo/demo.js';
-import { formatSummary } from './demo/summary.js';
-import { NatsUnavailableError } from './demo/nats.js';
+import { flags, intFlag } from './commands/flags.js';
 import { DEFAULT_FLEET_WAIT_MS, runFleet } from './fleet/index.js';
-import { formatEvent, jetstreamStore, startReceiver, type ReceiverLogger } from './receiver/index.js';
 import { handleDaemonSignals } from './signals.js';
 
 const USAGE = `hbagg ${VERSION}: batched heartbeat aggregator
@@ -48,8 +45,9 @@ async function main(argv: string[]): Promise<number> {
     return command === undefined ? 2 : 0;
   }
   // These two take flags of their own.
-  if (command === 'demo') return demo(rest);
-  if (command === 'receive') return receive(rest);
+  // Loaded only when asked for: `hbagg run` never loads the demo or the receiver (JetStream, KV).
+  if (command === 'demo') return (await import('./commands/demo.js')).demo(rest, USAGE);
+  if (command === 'receive') return (await import('./commands/receive.js')).receive(rest, USAGE);
   if (command === 'fleet') return fleet(rest);
   let values: { config?: string; for?: string };
   try {
@@ -146,77 +144,8 @@ async function run(file: string | undefined): Promise<number> {
   return code;
 }
 
-/** An integer flag in [min, max], or an error message. */
-function intFlag(name: string, text: string | undefined, min: number, max: number): number | string | undefined {
-  if (text === undefined) return undefined;
-  const n = Number(text);
-  return Number.isInteger(n) && n >= min && n <= max ? n : `--${name} expects an integer from ${min} to ${max}, got ${JSON.stringify(text)}`;
-}
-
-function flags<T extends Record<string, { type: 'string' | 'boolean' }>>(command: string, args: string[], options: T) {
-  try {
-    return parseArgs({ args, options, strict: true, allowPositionals: false }).values;
-  } catch (err) {
-    console.error(`hbagg ${command}: ${(err as Error).message}\n\n${USAGE}`);
-    return undefined;
-  }
-}
-
-async function demo(args: string[]): Promise<number> {
-  const values = flags('demo', args, {
-    duration: { type: 'string' }, workers: { type: 'string' }, nats: { type: 'string' }, log: { type: 'string' },
-  });
-  if (!values) return 2;
-  const duration = intFlag('duration', values.duration, 1, 86_400);
-  const workers = intFlag('workers', values.workers, 1, 100);
-  for (const bad of [duration, workers]) {
-    if (typeof bad === 'string') {
-      console.error(`hbagg demo: ${bad}`);
-      return 2;
-    }
-  }
-  const d = new Demo({
-    durationMs: typeof duration === 'number' ? duration * 1000 : undefined,
-    workers: typeof workers === 'number' ? workers : undefined,
-    natsUrl: values.nats,
-    logFile: values.log,
-  });
-  let firstSignal: number | undefined;
-  const onSignal = () => {
-    if (firstSignal !== undefined) {
-      // npx and tsx pass the terminal's Ctrl-C on, so one press can arrive twice: only a later one forces.
-      if (Date.now() - firstSignal > 1_000 && d.state !== 'stopped') process.exit(130);
-      return;
-    }
-    firstSignal = Date.now();
-    // The hard deadline: whatever hangs, the demo ends.
-    setTimeout(() => process.exit(1), 15_000).unref();
-    void d.stop();
-  };
-  process.on('SIGINT', onSignal);
-  process.on('SIGTERM', onSignal);
-  // The terminal went away: stop as cleanly as on Ctrl-C (Node's default would leave nats-server running).
-  process.on('SIGHUP', onSignal);
-  try {
-    await d.start();
-  } catch (err) {
-    if (err instanceof NatsUnavailableError) {
-      console.error(err.message);
-      return 1;
-    }
-    if (err instanceof DemoStoppedError) {
-      console.error(err.message);
-      return 0;
-    }
-    throw err;
-  }
-  const summary = await d.done;
-  process.stdout.write(formatSummary(summary));
-  return 0;
-}
-
 async function fleet(args: string[]): Promise<number> {
-  const values = flags('fleet', args, {
+  const values = flags('fleet', args, USAGE, {
     nats: { type: 'string' }, json: { type: 'boolean' }, wait: { type: 'string' }, config: { type: 'string', short: 'c' },
   });
   if (!values) return 2;
@@ -235,71 +164,6 @@ async function fleet(args: string[]): Promise<number> {
   process.stdout.write(r.stdout);
   process.stderr.write(r.stderr);
   return r.code;
-}
-
-async function receive(args: string[]): Promise<number> {
-  const values = flags('receive', args, {
-    port: { type: 'string' }, host: { type: 'string' }, 'next-interval-ms': { type: 'string' },
-    token: { type: 'string' }, json: { type: 'boolean' }, 'no-delta': { type: 'boolean' },
-    store: { type: 'string' }, bucket: { type: 'string' }, replicas: { type: 'string' },
-  });
-  if (!values) return 2;
-  const port = intFlag('port', values.port ?? '8080', 0, 65_535);
-  const next = intFlag('next-interval-ms', values['next-interval-ms'], 0, 86_400_000);
-  const replicas = intFlag('replicas', values.replicas, 1, 5);
-  const servers = values.store?.split(',').map((u) => u.trim());
-  const problems = [port, next, replicas].filter((x): x is string => typeof x === 'string');
-  if (servers?.some((u) => !/^(nats|tls):\/\/[^\s/]+$/.test(u))) problems.push(`--store expects nats://HOST:PORT (comma separated), got ${JSON.stringify(values.store)}`);
-  if (values.store === undefined && (values.bucket !== undefined || values.replicas !== undefined)) problems.push('--bucket and --replicas need --store');
-  if (values.bucket !== undefined && !/^[A-Za-z0-9_-]{1,64}$/.test(values.bucket)) problems.push(`--bucket expects letters, digits, - and _, got ${JSON.stringify(values.bucket)}`);
-  if (problems.length > 0) {
-    console.error(problems.map((p) => `hbagg receive: ${p}`).join('\n'));
-    return 2;
-  }
-  const host = values.host ?? '127.0.0.1';
-  const json = values.json === true;
-  const store = servers === undefined
-    ? undefined
-    : jetstreamStore({ servers, ...(values.bucket ? { bucket: values.bucket } : {}), ...(typeof replicas === 'number' ? { replicas } : {}) });
-  let r;
-  try {
-    r = await startReceiver({
-      port: port as number,
-      host,
-      ...(store ? { store } : {}),
-      logger: stderrLogger(),
-      nextIntervalMs: typeof next === 'number' ? next : undefined,
-      token: values.token ?? process.env['HBAGG_RECEIVER_TOKEN'],
-      delta: values['no-delta'] !== true,
-      onEvent: (e) => console.log(json ? JSON.stringify(e) : `${new Date(e.at).toISOString()} ${formatEvent(e)}`),
-    });
-  } catch (err) {
-    const where = store ? `the store at ${values.store} or ${host}:${String(port)}` : `${host}:${String(port)}`;
-    console.error(`hbagg receive: cannot start (${where}): ${(err as Error).message}`);
-    return 1;
-  }
-  const what = store ? `; ledger in JetStream KV at ${values.store}` : '';
-  console.error(`hbagg receive: listening on http://${host.includes(':') ? `[${host}]` : host}:${r.port}; POST pings to any path (GET /v1/nodes shows what it knows)${what}`);
-  await new Promise<void>((resolve) => {
-    process.once('SIGINT', () => resolve());
-    process.once('SIGTERM', () => resolve());
-  });
-  await r.close();
-  const s = r.stats();
-  console.error(`hbagg receive: stopped after ${s.pings} pings (${s.rejected} rejected, ${s.duplicates} repeated, ${s.unavailable} refused with 503)`);
-  return 0;
-}
-
-/** JSON lines on stderr (stdout carries the events), each message at most once per 5 s. */
-function stderrLogger(): ReceiverLogger {
-  const last = new Map<string, number>();
-  const line = (level: string) => (obj: object, msg: string) => {
-    const now = Date.now();
-    if (now - (last.get(msg) ?? -Infinity) < 5_000) return;
-    last.set(msg, now);
-    console.error(JSON.stringify({ level, time: now, msg, ...obj }));
-  };
-  return { info: line('info'), warn: line('warn') };
 }
 
 main(process.argv.slice(2)).then(
