@@ -2,7 +2,7 @@
  * Section "delta": what the platform must process in steady state (workers
  * beating at 1 Hz, stable status) at each W, for direct pinging (every
  * worker POSTs its own beat), hbagg full pings (v1) and hbagg delta pings
- * (contract 1.6); the reference receiver's CPU to process it; the daemon's CPU to
+ * (contract 1.1); the reference receiver's CPU to process it; the daemon's CPU to
  * build a ping (full vs delta at 10,000 workers, one change); and a churn
  * case (10% of the workers change status every second).
  *
@@ -254,7 +254,7 @@ export async function benchDelta(o: DeltaBenchOptions): Promise<SectionResult> {
     figures.push(
       { section: 'delta', name: `${label} direct /min`, value: cell(direct), unit: 'per min', how: `every worker POSTs its ${beatBytes} B beat each second (+${directHead} B request line and headers); receiver CPU ${sig(directCpu, 3)} ms per one-entry ping, sampled over ${o.directSample} requests` },
       { section: 'delta', name: `${label} hbagg full /min`, value: cell(full), unit: 'per min', how: `v1 pings every ${GAP_S} s, parts of ${PART}, to the reference receiver (--no-delta) in its own process; bytes = body + headers` },
-      { section: 'delta', name: `${label} hbagg delta /min`, value: cell(delta), unit: 'per min', how: `contract 1.6 over one full_every_ms window (${WINDOW_S} s): ${JSON.stringify(deltaT.modes)} requests by mode; receiver offers deltas` },
+      { section: 'delta', name: `${label} hbagg delta /min`, value: cell(delta), unit: 'per min', how: `contract 1.1 over one full_every_ms window (${WINDOW_S} s): ${JSON.stringify(deltaT.modes)} requests by mode; receiver offers deltas` },
     );
     if (churn === 0) {
       const bytesX = direct.bytes / delta.bytes;

@@ -94,7 +94,7 @@ const platformSchema = z
     max_batch_workers: int(1, 100_000).default(1000),
     /** Default 600000 (10 min). */
     max_retry_after_ms: int(1000, DAY).default(600_000),
-    /** Delta pings (PROTOCOL.md 1.6): `auto` sends them when the platform offers them; `off` sends v1 pings. Default `auto`. */
+    /** Delta pings (PROTOCOL.md 3.1): `auto` sends them when the platform offers them; `off` sends v1 pings. Default `auto`. */
     delta: z.enum(['auto', 'off'], { error: 'must be "auto" or "off"' }).default('auto'),
     opencti: openctiSchema.prefault({}),
   })

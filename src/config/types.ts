@@ -50,7 +50,7 @@ export interface PlatformConfig {
   maxBatchWorkers: number;
   /** Upper clamp on a platform's Retry-After. Default 600000 (10 min). */
   maxRetryAfterMs: number;
-  /** `auto`: delta pings when the platform offers them (contract 1.6); `off`: v1 pings only. Default `auto`. */
+  /** `auto`: delta pings when the platform offers them (contract 1.1); `off`: v1 pings only. Default `auto`. */
   delta: 'auto' | 'off';
   /** Settings of kind `opencti`. */
   opencti: OpenCtiConfig;

@@ -26,7 +26,7 @@ export interface BatchInput {
   sentAt: number;
   nextPingWithinMs: number;
   final: boolean;
-  /** contract 1.6 (absent when deltas are off: a v1 ping): the same in every part; `roster` is after the whole ping. */
+  /** contract 1.1 (absent when deltas are off: a v1 ping): the same in every part; `roster` is after the whole ping. */
   delta?: { mode: PingMode; base?: number; roster: RosterValue };
 }
 

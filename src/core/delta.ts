@@ -1,5 +1,5 @@
 /**
- * Delta pings (PROTOCOL.md 1.6): what the next ping lists, and whether it is
+ * Delta pings (PROTOCOL.md 3.1): what the next ping lists, and whether it is
  * `full` or a `delta`. Pure: time comes in as an argument.
  *
  * The registry tells the tracker of every entry whose state, `status`,

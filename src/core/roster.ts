@@ -1,5 +1,5 @@
 /**
- * The roster (PROTOCOL.md 1.6): a digest of a node's live entries (`active`
+ * The roster (PROTOCOL.md 3.1): a digest of a node's live entries (`active`
  * and `draining`) that both the daemon and the platform can keep
  * incrementally. `count` is their number; `xor` the XOR over them of the
  * first 8 bytes of SHA-256 of `worker + "\n" + instance + "\n" + state`, as

@@ -28,7 +28,7 @@ export class Metrics {
   readonly pingDuration: Histogram;
   readonly pingBytes: Counter;
   readonly pingModes: Counter<'mode'>;
-  /** Entries the platform refused alone with a 413 (issue 11): dropped from retries, by their state. */
+  /** Entries the platform refused alone with a 413: dropped from retries, by their state. */
   readonly entriesRejected: Counter<'state'>;
   readonly transitions: Counter<'kind'>;
   readonly httpRequests: Counter<'route' | 'status'>;

@@ -33,7 +33,7 @@ export interface PingerDeps {
   /** How often a continuing platform outage is logged again (default 30 s). */
   outageLogEveryMs?: number;
   /**
-   * Delta pings (contract 1.6): a full ping at least this often (`flush.full_every_ms`);
+   * Delta pings (contract 1.1): a full ping at least this often (`flush.full_every_ms`);
    * absent when `platform.delta` is `off`: every ping is a v1 ping.
    */
   fullEveryMs?: number;

@@ -8,7 +8,7 @@ import { PlatformAnswer } from '../protocol/schemas.js';
 import { redactUrl } from '../util/redact-url.js';
 import { post, PostError } from './http-post.js';
 
-/** `resync`: a 409 (contract 1.6), the platform wants a full ping at once; not a failure. */
+/** `resync`: a 409 (contract 1.1), the platform wants a full ping at once; not a failure. */
 export type SendOutcome = 'accepted' | 'resync' | 'throttled' | 'too_large' | 'rejected' | 'failed';
 
 export interface SendResult {
@@ -16,7 +16,7 @@ export interface SendResult {
   status?: number;
   retryAfterMs?: number;
   nextIntervalMs?: number;
-  /** contract 1.6, from a 2xx body: `delta` offers delta pings, `resync` asks for a full one. */
+  /** contract 1.1, from a 2xx body: `delta` offers delta pings, `resync` asks for a full one. */
   delta?: boolean;
   resync?: boolean;
   /** Why it failed, for logs: the error, or the status and the start of the body. */

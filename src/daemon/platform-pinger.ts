@@ -62,7 +62,7 @@ export function createPlatformPinger(c: HbaggConfig, d: PlatformPingerDeps): Pla
     metrics: d.metrics, log: d.log, maxBatchWorkers: c.platform.maxBatchWorkers,
     requestTimeoutMs: c.platform.timeoutMs,
     maxIntervalMs: c.flush.maxIntervalMs,
-    // Delta pings (contract 1.6) unless platform.delta is off.
+    // Delta pings (contract 1.1) unless platform.delta is off.
     fullEveryMs: c.platform.delta === 'off' ? undefined : c.flush.fullEveryMs,
     outageLogEveryMs: d.outageLogEveryMs,
     onAccepted: d.onAccepted,

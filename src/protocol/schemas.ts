@@ -118,7 +118,7 @@ export const Ping = z.object({
     final: z.boolean(),
     /** 1.6: `full` lists every live entry, `delta` what changed since `base`. Absent: a v1 daemon (full). */
     mode: PingMode.optional(),
-    /** contract 1.6, deltas only: the `seq` of the last ping of this daemon instance accepted completely. */
+    /** contract 1.1, deltas only: the `seq` of the last ping of this daemon instance accepted completely. */
     base: z.number().int().min(0).optional(),
   }),
   /** 1.6: the node's live entries after this ping is applied. */

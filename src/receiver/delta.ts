@@ -1,5 +1,5 @@
 /**
- * The receiving side of delta pings (PROTOCOL.md 1.6), pure: one node's
+ * The receiving side of delta pings (PROTOCOL.md 3.1), pure: one node's
  * view of its entries, updated by full and delta pings (or their parts),
  * with `base` and the roster checked.
  *

@@ -1,5 +1,5 @@
 /**
- * Delta pings (PROTOCOL.md 1.6) between a real daemon and the real reference
+ * Delta pings (PROTOCOL.md 3.1) between a real daemon and the real reference
  * receiver, over a real nats-server: 1,000 steady workers ride on empty
  * deltas (the node's lease renewal), one status change is listed alone, a
  * Leave is listed alone, a full ping still comes every `full_every_ms`, and

@@ -1,6 +1,6 @@
 /**
- * `hbagg demo --nats <url>` with nothing (or nothing NATS) at the URL
- * (issue 11, item 13): it must end with a clear message instead of hanging,
+ * `hbagg demo --nats <url>` with nothing (or nothing NATS) at the URL: it
+ * must end with a clear message instead of hanging,
  * and SIGTERM must end it promptly even while it is still starting.
  */
 import net from 'node:net';

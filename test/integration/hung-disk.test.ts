@@ -1,5 +1,5 @@
 /**
- * A hung disk (issue 11, item 11): fsfreeze or a dead network file system
+ * A hung disk: fsfreeze or a dead network file system
  * makes fdatasync block for good. A Leave must still be answered, `ok: false`
  * within its deadline, counted, and a Leave repeated once the disk is back
  * must be acknowledged. The real journal runs; only its FileHandle's

@@ -1,4 +1,4 @@
-/** Issue 11 item 14: what the hbagg command tells an operator about a config it cannot run with. */
+/** What the hbagg command tells an operator about a config it cannot run with. */
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -11,7 +11,7 @@ async function hbagg(args: string[], env: Record<string, string> = {}) {
   return { code, stdout: child.stdout(), stderr: child.stderr() };
 }
 
-describe('operator papercuts on the command line (issue 11 item 14)', () => {
+describe('operator papercuts on the command line', () => {
   it('check-config checks what run needs by default, and says which mode it checked', async () => {
     const r = await hbagg(['check-config']);
     expect(r.code).toBe(2);

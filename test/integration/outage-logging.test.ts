@@ -1,5 +1,5 @@
 /**
- * Issue 11 item 12: with NATS or the platform unreachable the log used to say
+ * With NATS or the platform unreachable the log used to say
  * only "hbagg running". Now each outage is a warning naming the (redacted)
  * address, repeated at a bounded rate while it lasts, and its end one info line.
  */
@@ -39,7 +39,7 @@ function daemonWith(env: Record<string, string>, outageLogEveryMs?: number): { d
 
 const withMsg = (logs: Line[], msg: string) => logs.filter((l) => l.msg === msg);
 
-describe('outages are logged (issue 11 item 12)', () => {
+describe('outages are logged', () => {
   const cleanup: (() => Promise<void>)[] = [];
   afterEach(async () => {
     for (const c of cleanup.splice(0).reverse()) await c();

@@ -1,5 +1,5 @@
 /**
- * Issue 11 item 1: a redirect from platform.url is never an acceptance. fetch
+ * A redirect from platform.url is never an acceptance. fetch
  * would follow a 301/302/303 as a bodiless GET (a 200 there looked like
  * delivery), chase a 307 loop with ~21 full POSTs, and carry worker meta to
  * another origin.
@@ -18,7 +18,7 @@ import {
   type TestDaemon,
 } from '../../testing/index.js';
 
-describe('platform redirects (issue 11 item 1)', () => {
+describe('platform redirects', () => {
   let nats: NatsServerHandle;
   let nc: NatsConnection;
   const open: { d?: TestDaemon; stubs: PlatformStub[] }[] = [];

@@ -1,5 +1,5 @@
 /**
- * Issue 11 item 8: no part of the platform token, a password in the URL or a
+ * No part of the platform token, a password in the URL or a
  * secret query parameter reaches a log line or an error, even at trace level
  * and even when the platform echoes the request back.
  */
@@ -16,7 +16,7 @@ import {
   type NatsServerHandle,
 } from '../../testing/index.js';
 
-describe('secrets never logged (issue 11 item 8)', () => {
+describe('secrets never logged', () => {
   let nats: NatsServerHandle;
   let nc: NatsConnection;
 

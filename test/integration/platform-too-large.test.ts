@@ -1,5 +1,5 @@
 /**
- * Issue 11 item 4: a brief 413 used to shrink parts to one entry forever,
+ * A brief 413 used to shrink parts to one entry forever,
  * resend at once, and promise a lease of parts x timeout; one entry the
  * platform would never take blocked every ping after it.
  */
@@ -32,7 +32,7 @@ function configFile(cfg: object): string {
   return file;
 }
 
-describe('413 from the platform (issue 11 item 4)', () => {
+describe('413 from the platform', () => {
   let nats: NatsServerHandle;
   let nc: NatsConnection;
   const open: { d: TestDaemon; stub: PlatformStub }[] = [];

@@ -1,5 +1,5 @@
 /**
- * The fault test of issue 13: a 3-member JetStream cluster holding an R3
+ * The receivers' fault test: a 3-member JetStream cluster holding an R3
  * bucket, two `hbagg receive` replicas (child processes) behind a round-robin
  * proxy, a real daemon and real workers; one nats-server and then one
  * receiver are killed mid-run.

@@ -1,5 +1,5 @@
 /**
- * Signals reach a real `hbagg run` child process (issue 11, item 10): SIGHUP
+ * Signals reach a real `hbagg run` child process: SIGHUP
  * re-reads the log level, SIGUSR2 and SIGUSR1 are logged and ignored (no
  * inspector), and the daemon still stops cleanly on SIGTERM with its final ping.
  */

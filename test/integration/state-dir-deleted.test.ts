@@ -1,5 +1,5 @@
 /**
- * The state dir deleted under a running daemon (issue 11, item 3): the
+ * The state dir deleted under a running daemon: the
  * journal's descriptor then points at an unlinked file. A Leave must still be
  * acknowledged only once a restart can find it, and /healthz must say so
  * until the journal and its lock are back at their path.

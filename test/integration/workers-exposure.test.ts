@@ -1,5 +1,5 @@
 /**
- * What GET /v1/workers hands out, and to whom (issue 11, item 7): instance ids
+ * What GET /v1/workers hands out, and to whom: instance ids
  * only with the token when one is set, meta values only with http.expose_meta,
  * and a warning when the interface listens beyond loopback without a token.
  */

@@ -1,5 +1,5 @@
 /**
- * Issue 11 item 14: GET /v1/workers claimed "all states" but a delivered
+ * GET /v1/workers claimed "all states" but a delivered
  * `stopped` worker is gone from it. README now says exactly what it lists;
  * this keeps the two in step.
  */
@@ -16,7 +16,7 @@ import {
   type TestDaemon,
 } from '../../testing/index.js';
 
-describe('GET /v1/workers (issue 11 item 14)', () => {
+describe('GET /v1/workers', () => {
   let nats: NatsServerHandle;
   let nc: NatsConnection;
   let stub: PlatformStub;

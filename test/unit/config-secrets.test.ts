@@ -1,4 +1,4 @@
-/** Issue 11 item 8: config values that would put a secret in a log are refused, with what, where and why. */
+/** Config values that would put a secret in a log are refused, with what, where and why. */
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -19,7 +19,7 @@ function issuesOf(opts: Parameters<typeof loadConfig>[0]): ConfigIssue[] {
   throw new Error('expected loadConfig to throw');
 }
 
-describe('secrets in the config (issue 11 item 8)', () => {
+describe('secrets in the config', () => {
   it('refuses a platform.url with a user and password, naming the key, without printing the password', () => {
     const issues = issuesOf({ env: { HBAGG_PLATFORM_URL: 'https://ops:hunter22@platform.example/v1/hb' } });
     expect(issues).toHaveLength(1);

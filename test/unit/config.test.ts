@@ -212,7 +212,7 @@ describe('loadConfig', () => {
   });
 
   it('loads config/default.json cleanly, and it spells out every default', () => {
-    // platform.url has no default (issue 11): `run` needs HBAGG_PLATFORM_URL or a url in the file.
+    // platform.url has no default: `run` needs HBAGG_PLATFORM_URL or a url in the file.
     const cfg = loadConfig({ file: DEFAULT_JSON, env: {} });
     expect(cfg.platform.url).toBeUndefined();
     expect(cfg).toEqual(loadConfig({ env: {} }));
@@ -226,7 +226,7 @@ describe('redactConfig', () => {
     const cfg = loadConfig({
       env: {
         HBAGG_PLATFORM_TOKEN_FILE: tokenFile,
-        // Userinfo is refused (issue 11 item 8); a query string may still hold a secret.
+        // Userinfo is refused; a query string may still hold a secret.
         HBAGG_PLATFORM_URL: 'https://p.example/v1?key=url-secret',
         HBAGG_HTTP_TOKEN: 'http-secret',
         HBAGG_NATS_USER: 'alice',

@@ -1,4 +1,4 @@
-/** The delta builder and the roster (PROTOCOL.md 1.6), on an injected clock. */
+/** The delta builder and the roster (PROTOCOL.md 3.1), on an injected clock. */
 import { createHash } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { buildPing } from '../../src/core/batch.js';

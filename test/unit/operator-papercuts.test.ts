@@ -1,4 +1,4 @@
-/** Issue 11 item 14: the small things an operator trips over. */
+/** The small things an operator trips over. */
 import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { describe, expect, it } from 'vitest';
@@ -16,7 +16,7 @@ function issuesOf(opts: Parameters<typeof loadConfig>[0]): ConfigIssue[] {
   throw new Error('expected loadConfig to throw');
 }
 
-describe('operator papercuts (issue 11 item 14)', () => {
+describe('operator papercuts', () => {
   it('shows a refused ping in /healthz as "HTTP 401: <body>", not "HTTP 401: HTTP 401: <body>"', () => {
     const v = judgePlatform({
       nowWall: 10_000, startedAtWall: 0, lastAcceptedWall: undefined, allowanceMs: 60_000,

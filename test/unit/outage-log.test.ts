@@ -1,4 +1,4 @@
-/** Issue 11 item 12: an outage is logged at once, then at most every `everyMs`, and its end once. */
+/** An outage is logged at once, then at most every `everyMs`, and its end once. */
 import { Writable } from 'node:stream';
 import { describe, expect, it } from 'vitest';
 import { createLogger } from '../../src/daemon/logger.js';

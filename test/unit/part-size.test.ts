@@ -1,4 +1,4 @@
-/** Issue 11 item 4: what a 413 does to the part size, the lease, and a single refused entry. */
+/** What a 413 does to the part size, the lease, and a single refused entry. */
 import { describe, expect, it } from 'vitest';
 import { leaseMs, PartSize, RefusedEntries } from '../../src/core/part-size.js';
 import type { SentRecord } from '../../src/core/registry.js';

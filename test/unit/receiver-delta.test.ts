@@ -1,4 +1,4 @@
-/** The receiving side of delta pings (PROTOCOL.md 1.6): a node's view, base and roster checks, recovery. */
+/** The receiving side of delta pings (PROTOCOL.md 3.1): a node's view, base and roster checks, recovery. */
 import { describe, expect, it } from 'vitest';
 import { buildPing, type PingPart } from '../../src/core/batch.js';
 import { rosterOf } from '../../src/core/roster.js';
