@@ -38,7 +38,8 @@ function journalEntries(dir: string): Map<string, PingWorker> {
   for (const line of text.split('\n')) {
     const r = decodeLine(line);
     if (!r.ok) continue;
-    if (r.record.op === 'put') live.set(`${r.record.e.worker}/${r.record.e.instance}`, r.record.e);
+    // Terminal entries and live instances alike: all of them are restored by the next daemon.
+    if (r.record.op === 'put' || r.record.op === 'live') live.set(`${r.record.e.worker}/${r.record.e.instance}`, r.record.e);
     else if (r.record.op === 'ack') live.delete(`${r.record.worker}/${r.record.instance}`);
   }
   return live;
@@ -172,7 +173,8 @@ describe('terminal states across kill -9', () => {
         await waitFor(async () => (await suppressed()) - before === 10, { message: 'stopped instances suppressed' });
 
         // Once accepted, they are acknowledged in the journal too.
-        await waitFor(() => journalEntries(stateDir).size === 0, { message: 'journal emptied by acceptances' });
+        // The restarted workers' new instances (restored live, silent since) must be reported lost and accepted too.
+        await waitFor(() => journalEntries(stateDir).size === 0, { timeoutMs: 15_000, message: 'journal emptied by acceptances' });
       } finally {
         await d2.stop();
       }

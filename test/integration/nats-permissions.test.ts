@@ -87,7 +87,10 @@ describe('one NATS user per worker (deploy/nats-per-worker-users.conf)', () => {
       // Its own Leave works, reply included (through its own inbox prefix).
       const own = (await one.nc.request('hb.leave.worker-1', leave('worker-1', 'a'), { timeout: 5_000 })).json<LeaveReply>();
       expect(own).toMatchObject({ ok: true, worker: 'worker-1', state: 'stopped' });
-      expect(known('worker-1')?.state).toBe('stopped');
+      // The platform hears it (once accepted, the daemon forgets a stopped instance: asking the daemon would race the ping).
+      const stoppedSeen = () =>
+        stub.accepted().some((r) => ((r.body as { workers?: { worker: string; state: string }[] }).workers ?? []).some((w) => w.worker === 'worker-1' && w.state === 'stopped'));
+      await waitFor(stoppedSeen, { message: 'worker-1 stopped reaches the platform' });
     } finally {
       await one.nc.close();
       await two.nc.close();
