@@ -22,7 +22,7 @@
  *   whole ping is applied.
  */
 import type { Beat, PingWorker } from '../protocol/schemas.js';
-import { toPingWorker, type Entry, type SentRecord } from './entry.js';
+import { listEntry, type Entry, type SentRecord } from './entry.js';
 import { Roster, rosterKey, type RosterValue } from './roster.js';
 
 export type PingMode = 'full' | 'delta';
@@ -106,7 +106,7 @@ export class DeltaTracker implements ChangeSink {
       revs.set(key, p.rev);
       if (full) continue;
       this.roster.set(e.worker, e.instance, e.state);
-      workers.push(toPingWorker(e));
+      workers.push(listEntry(e));
       sent.push({ worker: e.worker, instance: e.instance, state: e.state, gen: e.gen, beats: e.beats });
     }
     this.flight = { seq, mode: full ? 'full' : 'delta', startMono: nowMono, revs, resync: false };

@@ -26,6 +26,14 @@ export interface Entry {
    * whatever pings are retried or answered too late.
    */
   beatsTotal: number;
+  /**
+   * What the last ping that listed this instance carried (its `seq` and
+   * `beats_total`): the state journal keeps a live instance as it was last
+   * sent, so an instance that beats between pings costs no journal write,
+   * and after a restart `beats_total` goes on from at least what the
+   * platform saw. Undefined until a ping lists it.
+   */
+  sent?: { seq: number; total: number; at: number };
   /** A terminal state the platform has not accepted yet. */
   unacked: boolean;
   /** Monotonic time at which silence (or a drain) turns this entry `lost`. */
@@ -96,14 +104,23 @@ export function toPingWorker(e: Entry): PingWorker {
   return p;
 }
 
+/** The entry as a ping lists it, remembering what was sent (see `Entry.sent`). */
+export function listEntry(e: Entry): PingWorker {
+  e.sent = { seq: e.seq, total: e.beatsTotal, at: e.lastSeen };
+  return toPingWorker(e);
+}
+
 /**
  * What the state journal keeps of an instance that is alive (docs/PROTOCOL.md 2.7):
  * enough to report it `lost` if it never beats after a restart, and to go on
- * counting `beats_total` if it does. No meta: a ping already carried it.
+ * counting `beats_total` if it does, as the last ping that listed it carried
+ * them (a beat alone changes nothing here, so it costs no journal write). No
+ * meta: a ping already carried it.
  */
 export function toLiveRecord(e: Entry): PingWorker {
+  const sent = e.sent ?? { seq: 0, total: 0, at: e.firstSeen };
   return {
     worker: e.worker, instance: e.instance, state: e.state, since: e.since, first_seen: e.firstSeen,
-    last_seen: e.lastSeen, beats: 0, beats_total: e.beatsTotal, seq: e.seq, interval_ms: e.intervalMs,
+    last_seen: sent.at, beats: 0, beats_total: sent.total, seq: sent.seq, interval_ms: e.intervalMs,
   };
 }

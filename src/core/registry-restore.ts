@@ -26,6 +26,8 @@ export function restoreOwed(into: EntryStore, entries: readonly PingWorker[], t:
       firstSeen: p.first_seen, lastSeen: p.last_seen, seq: p.seq, intervalMs: p.interval_ms ?? defaultIntervalMs,
       status: p.status, inflight: p.inflight, load: p.load, meta: p.meta,
       beats: p.beats, beatsTotal: p.beats_total ?? p.beats, unacked: true, deadline: Infinity, gen: 0,
+      // What a platform may have seen already: a journal write before the next ping must not go below it.
+      sent: { seq: p.seq, total: p.beats_total ?? p.beats, at: p.last_seen },
     };
     const as = restoredRetirement(p);
     if (as !== undefined) into.tombstones.retire(p.worker, p.instance, as, t.mono);
@@ -74,6 +76,7 @@ export function restoreAlive(
       worker: p.worker, instance: p.instance, state: 'active', since: p.since, firstSeen: p.first_seen,
       lastSeen: p.last_seen, seq: p.seq, intervalMs: p.interval_ms, beats: 0, beatsTotal: p.beats_total ?? 0,
       unacked: false, deadline: deadlineFor(p.interval_ms), gen: 0,
+      sent: { seq: p.seq, total: p.beats_total ?? 0, at: p.last_seen },
     };
     into.live.set(p.worker, e);
     restored.push(e);

@@ -20,7 +20,7 @@ import type { Beat, Leave, PingWorker, WorkerState } from '../protocol/schemas.j
 import { changesListed, type ChangeSink } from './delta.js';
 import { EntryStore } from './entry-store.js';
 import {
-  isTerminal, leftAs, retiredText, toPingWorker,
+  isTerminal, leftAs, listEntry, retiredText, toPingWorker,
   type BeatOutcome, type Entry, type LeaveOutcome, type LossEvent, type SentRecord, type Transition,
 } from './entry.js';
 import { restoreAlive, restoreOwed } from './registry-restore.js';
@@ -151,7 +151,7 @@ export class Registry {
     const workers: PingWorker[] = [];
     const sent: SentRecord[] = [];
     const add = (e: Entry): void => {
-      workers.push(toPingWorker(e));
+      workers.push(listEntry(e));
       sent.push({ worker: e.worker, instance: e.instance, state: e.state, gen: e.gen, beats: e.beats });
     };
     for (const e of this.store.displaced.values()) add(e);

@@ -688,6 +688,7 @@ describe('Registry: live instances after a restart (2.7)', () => {
     before.applyBeat(beat('w2', 'b', 2), at(500));
     before.applyBeat(beat('w3', 'c', 1), at(0));
     before.applyLeave(leave('w3', 'c', 2, 'stopped'), at(600));
+    before.collect(); // a ping lists them; the journal keeps live instances as last sent
     const saved = JSON.parse(JSON.stringify(before.durable())) as PingWorker[];
     expect(saved.map((p) => [p.worker, p.state, p.beats_total])).toEqual([['w1', 'active', 1], ['w2', 'active', 2], ['w3', 'stopped', 1]]);
     expect(saved.find((p) => p.worker === 'w1')?.meta).toBeUndefined();
@@ -706,6 +707,33 @@ describe('Registry: live instances after a restart (2.7)', () => {
     ]);
     // A retired instance is not brought back, nor one the registry already holds.
     expect(after.restoreLive(saved, at(t0 + 3001))).toBe(0);
+  });
+
+  it('keeps a live instance in the journal as the last ping listed it: a beat between pings changes nothing to write', () => {
+    const r = registry();
+    r.applyBeat(beat('w1', 'a', 1), at(0));
+    // Never listed: nothing a platform saw, so nothing to keep but the instance itself.
+    expect(r.durable().map((p) => [p.seq, p.beats_total])).toEqual([[0, 0]]);
+    r.collect();
+    const listed = JSON.stringify(r.durable());
+    expect(r.durable().map((p) => [p.seq, p.beats_total])).toEqual([[1, 1]]);
+    r.applyBeat(beat('w1', 'a', 2), at(1000));
+    r.applyBeat(beat('w1', 'a', 3), at(2000));
+    expect(JSON.stringify(r.durable())).toBe(listed);
+    r.collect();
+    expect(r.durable().map((p) => [p.seq, p.beats_total])).toEqual([[3, 3]]);
+  });
+
+  it('journals a restored live instance at least as it was restored, before any ping lists it again', () => {
+    const before = registry();
+    before.applyBeat(beat('w1', 'a', 1), at(0));
+    before.applyBeat(beat('w1', 'a', 2), at(500));
+    before.collect();
+    const saved = JSON.parse(JSON.stringify(before.durable())) as PingWorker[];
+    const after = registry();
+    after.restoreLive(saved, at(1_000_000));
+    after.applyBeat(beat('w1', 'a', 3), at(1_000_500));
+    expect(after.durable().map((p) => [p.seq, p.beats_total])).toEqual([[2, 2]]);
   });
 
   it('reports the current instance as a conflict when a replaced instance beats again, but not a left one', () => {
